@@ -1,0 +1,706 @@
+"""ABC text <-> tokens: one token per musical symbol (folk-rnn style).
+
+A tune becomes a short list of readable tokens::
+
+    <s> M:6/8 K:maj S:irish |: G 2 A B c d ... :| </s>
+
+* conditioning: ``M:6/8`` (meter), ``K:maj`` (mode), ``S:irish`` (style); ``M:?``, ``K:?`` and
+  ``S:?`` stand for "not given" (the model is trained with them, which gives classifier-free
+  guidance its unconditional predictions);
+* pitches exactly as ABC writes them in the key signature of the tune's mode on the tonic **C**:
+  ``G``, ``^F``, ``_B``, ``c'``, ``A,``.  Every tune is transposed to tonic C when encoded, and
+  back to a display key of your choice (``D`` by default, a fiddle key) when decoded;
+* durations as separate tokens in units of an eighth note (``L:1/8``): ``2``, ``3``, ``/2``,
+  ``3/2``;  no token means one eighth;
+* rest ``z``, broken rhythm ``>`` ``<``, tuplets ``(3``, tie ``-``, bar lines ``|`` ``||`` ``|]``,
+  repeats ``|:`` ``:|`` ``::``, endings ``[1`` ``[2``; ``<s>`` and ``</s>`` start and end a tune.
+
+What the encoder drops on purpose (the melody is what we keep): titles and other header fields,
+lyrics, chord symbols in quotes, grace notes ``{}``, slurs ``()``, decorations (``~ . !trill!``
+``H L M O P S T u v``), line continuations, and the lower notes of a chord ``[CEG]`` (the highest
+one stays).  A tie ``-`` is kept only between two notes of the same pitch: O'Neill's collection uses
+``-`` as a phrasing mark between different notes.
+
+>>> encode("X:1\\nM:6/8\\nL:1/8\\nK:D\\n|: d2e fed :|")
+['<s>', 'M:6/8', 'K:maj', 'S:?', '|:', 'c', '2', 'd', 'e', 'd', 'c', ':|', '</s>']
+>>> print(decode(encode("X:1\\nM:6/8\\nL:1/8\\nK:D\\n|: d2e fed :|")).splitlines()[-1])
+|: d2e fed :|
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+__all__ = [
+    "ABCSyntaxError", "Event", "UnknownTokenError", "BOS", "EOS", "MODES", "UNKNOWN_METER",
+    "UNKNOWN_MODE", "UNKNOWN_STYLE", "bar_length", "decode", "encode", "encode_fragment", "events",
+    "is_bar", "is_duration", "is_pitch", "midi_pitch", "parse_duration", "parse_key",
+    "duration_token", "split_tunes",
+    "transpose_pitch",
+]
+
+BOS, EOS = "<s>", "</s>"
+UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE = "M:?", "K:?", "S:?"
+UNIT = Fraction(1, 8)  # every tune is written with L:1/8
+
+# mode name -> (token suffix, fifths relative to the major key on the same tonic)
+MODES = {"maj": 0, "min": -3, "dor": -2, "mix": -1, "lyd": 1, "phr": -4, "loc": -5}
+_MODE_ALIASES = {
+    "": "maj", "maj": "maj", "major": "maj", "ion": "maj", "ionian": "maj",
+    "m": "min", "min": "min", "minor": "min", "aeo": "min", "aeolian": "min",
+    "dor": "dor", "dorian": "dor", "mix": "mix", "mixolydian": "mix",
+    "lyd": "lyd", "lydian": "lyd", "phr": "phr", "phrygian": "phr", "loc": "loc", "locrian": "loc",
+}
+_LETTERS = "CDEFGAB"
+_NATURAL_SEMITONE = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_MAJOR_FIFTHS = {"C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5, "F": -1}  # naturals
+_SHARP_ORDER, _FLAT_ORDER = "FCGDAEB", "BEADGCF"
+_ACCIDENTALS = {"^^": 2, "^": 1, "=": 0, "_": -1, "__": -2}
+_ACC_TEXT = {v: k for k, v in _ACCIDENTALS.items()}
+
+PITCH_RE = re.compile(r"^(\^\^|\^|__|_|=)?([A-Ga-g])([',]*)$")
+DURATION_RE = re.compile(r"^(\d*)(/\d*)?$")
+BARS = ("|", "||", "|]", "|:", ":|", "::")
+ENDINGS = ("[1", "[2", "[3")
+BROKEN = {">": (Fraction(3, 2), Fraction(1, 2)), "<": (Fraction(1, 2), Fraction(3, 2)),
+          ">>": (Fraction(7, 4), Fraction(1, 4)), "<<": (Fraction(1, 4), Fraction(7, 4))}
+
+
+class ABCSyntaxError(ValueError):
+    """ABC text the tokenizer cannot read; ``line`` and ``column`` are 1-based."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None):
+        where = f" (line {line}, column {column})" if line is not None else ""
+        super().__init__(message + where)
+        self.line, self.column = line, column
+
+
+class UnknownTokenError(ValueError):
+    """A token the model does not know; ``position`` is its index in the token list."""
+
+    def __init__(self, token: str, position: int, suggestion: str | None = None):
+        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+        super().__init__(f"unknown token {token!r} at position {position}{hint}")
+        self.token, self.position, self.suggestion = token, position, suggestion
+
+
+# --------------------------------------------------------------------------------------------
+# token kinds
+
+def is_pitch(token: str) -> bool:
+    """True for a pitch token such as ``G``, ``^F`` or ``c'``."""
+    return PITCH_RE.match(token) is not None
+
+
+def is_duration(token: str) -> bool:
+    """True for a duration token such as ``2``, ``/2`` or ``3/2``."""
+    return bool(token) and token[0] in "0123456789/" and DURATION_RE.match(token) is not None
+
+
+def is_bar(token: str) -> bool:
+    """True for a bar line or repeat sign."""
+    return token in BARS
+
+
+def parse_duration(text: str) -> Fraction:
+    """ABC length text -> multiple of the unit: ``''`` 1, ``'3'`` 3, ``'/'`` 1/2, ``'3/2'`` 3/2."""
+    m = DURATION_RE.match(text)
+    if m is None:
+        raise ValueError(f"not a duration: {text!r}")
+    num = int(m.group(1)) if m.group(1) else 1
+    if m.group(2) is None:
+        return Fraction(num)
+    den = int(m.group(2)[1:]) if len(m.group(2)) > 1 else 2
+    if den == 0 or num == 0:
+        raise ValueError(f"not a duration: {text!r}")
+    return Fraction(num, den)
+
+
+def duration_token(d: Fraction) -> str | None:
+    """Multiple of the eighth note -> token (None for exactly one eighth)."""
+    if d == 1:
+        return None
+    if d.denominator == 1:
+        return str(d.numerator)
+    num = "" if d.numerator == 1 else str(d.numerator)
+    return f"{num}/{d.denominator}"
+
+
+# --------------------------------------------------------------------------------------------
+# keys and transposition
+
+@dataclass(frozen=True)
+class Key:
+    """A key: tonic letter, tonic alteration (-1 flat, +1 sharp) and mode (``maj``, ``dor``...)."""
+
+    letter: str
+    alter: int
+    mode: str
+
+    @property
+    def fifths(self) -> int:
+        """Sharps (> 0) or flats (< 0) in the key signature."""
+        return _MAJOR_FIFTHS[self.letter] + 7 * self.alter + MODES[self.mode]
+
+    def signature(self) -> dict[str, int]:
+        """Letter -> alteration implied by the key signature."""
+        f = self.fifths
+        sig = dict.fromkeys(_LETTERS, 0)
+        for i in range(abs(f)):  # beyond 7 the same letters get a second sharp or flat
+            if f > 0:
+                sig[_SHARP_ORDER[i % 7]] += 1
+            else:
+                sig[_FLAT_ORDER[i % 7]] -= 1
+        return sig
+
+    @property
+    def name(self) -> str:
+        return self.letter + {1: "#", -1: "b", 0: ""}.get(self.alter, "") + self.mode
+
+
+def parse_key(text: str) -> Key:
+    """Read a ``K:`` field: ``G``, ``Gm``, ``ADor``, ``E Minor``, ``Bb``, ``F#mix`` ...
+
+    >>> parse_key("A Dorian")
+    Key(letter='A', alter=0, mode='dor')
+    """
+    m = re.match(r"^\s*([A-Ga-g])([#b]?)\s*([A-Za-z]*)\s*$", text)
+    if m is None:
+        raise ValueError(f"key {text.strip()!r} is not a tonic and a mode (e.g. 'D', 'Ador')")
+    mode = _MODE_ALIASES.get(m.group(3).lower())
+    if mode is None:
+        raise ValueError(f"unknown mode {m.group(3)!r} in key {text.strip()!r}; "
+                         f"known: {', '.join(sorted(MODES))}")
+    return Key(m.group(1).upper(), {"#": 1, "b": -1, "": 0}[m.group(2)], mode)
+
+
+def _octave_number(letter: str, marks: str) -> int:
+    """Diatonic step number: C (middle C) = 28, c = 35, c' = 42, C, = 21."""
+    base = 28 if letter.isupper() else 35
+    return base + _LETTERS.index(letter.upper()) + 7 * (marks.count("'") - marks.count(","))
+
+
+def _pitch_text(step: int, alter: int | None) -> str:
+    octave, idx = divmod(step, 7)
+    letter = _LETTERS[idx]
+    if octave >= 5:
+        text = letter.lower() + "'" * (octave - 5)
+    else:
+        text = letter + "," * (4 - octave)
+    return (_ACC_TEXT[alter] if alter is not None else "") + text
+
+
+def transpose_pitch(token: str, src: Key, dst: Key, steps: int) -> str:
+    """Move a pitch token ``steps`` diatonic steps from key ``src`` to key ``dst`` (same mode).
+
+    Notes without an accidental stay without one (the key signature moves with them); an
+    explicit accidental keeps its distance from the key signature.
+    """
+    m = PITCH_RE.match(token)
+    if m is None:
+        raise ValueError(f"not a pitch token: {token!r}")
+    acc, letter, marks = m.groups()
+    step = _octave_number(letter, marks) + steps
+    if acc is None:
+        return _pitch_text(step, None)
+    relative = _ACCIDENTALS[acc] - src.signature()[letter.upper()]
+    alter = dst.signature()[_LETTERS[step % 7]] + relative
+    if alter not in _ACC_TEXT:
+        raise ValueError(f"cannot write {token!r} in {dst.name}: alteration {alter}")
+    return _pitch_text(step, alter)
+
+
+def _steps_to(src: Key, tonic: str) -> int:
+    """Diatonic steps from src's tonic to ``tonic``, the nearer way (-3..3)."""
+    d = (_LETTERS.index(tonic) - _LETTERS.index(src.letter)) % 7
+    return d - 7 if d > 3 else d
+
+
+def midi_pitch(token: str, signature: dict[str, int]) -> int:
+    """MIDI number of a pitch token under a key signature (no accidental carried in the bar).
+
+    >>> midi_pitch("c", Key("C", 0, "maj").signature()), midi_pitch("^F,", {})
+    (72, 54)
+    """
+    acc, letter, marks = PITCH_RE.match(token).groups()
+    alter = _ACCIDENTALS[acc] if acc else signature.get(letter.upper(), 0)
+    octave, idx = divmod(_octave_number(letter, marks), 7)
+    return 12 * (octave + 1) + _NATURAL_SEMITONE[_LETTERS[idx]] + alter
+
+
+# --------------------------------------------------------------------------------------------
+# splitting a file into tunes, and a tune into header and body
+
+def split_tunes(text: str) -> list[str]:
+    """Split the text of an ABC file into tunes, one per ``X:`` header."""
+    parts = re.split(r"(?m)^(?=X:)", text)
+    return [p for p in parts if p.startswith("X:")]
+
+
+_FIELD_RE = re.compile(r"^([A-Za-z]):(.*)$")
+
+
+@dataclass
+class _Header:
+    meter: str | None = None
+    unit: Fraction | None = None
+    key: Key | None = None
+
+
+def _meter_token(value: str) -> str:
+    v = value.strip().replace(" ", "")
+    if v == "C":
+        return "M:4/4"
+    if v == "C|":
+        return "M:2/2"
+    if v.lower() == "none":
+        raise ABCSyntaxError("free meter (M:none): bars have no fixed length")
+    if not re.match(r"^\d+/\d+$", v):
+        raise ABCSyntaxError(f"meter {value.strip()!r} is not a fraction like 6/8")
+    return "M:" + v
+
+
+def _default_unit(meter: str | None) -> Fraction:
+    if meter is None:
+        return UNIT
+    num, den = meter[2:].split("/")
+    return Fraction(1, 16) if Fraction(int(num), int(den)) < Fraction(3, 4) else UNIT
+
+
+# --------------------------------------------------------------------------------------------
+# the lexer: one tune body -> tokens
+
+_DECORATION_CHARS = set(".~HLMOPSTuvJRk")
+_SKIP_CHARS = set(" \t\\`$y)")
+
+
+class _Lexer:
+    """Reads the body of one tune, character by character, into tokens in the tune's own key."""
+
+    def __init__(self, unit_factor: Fraction, phrase_breaks_are_bars: bool,
+                 bar_len: Fraction | None = None):
+        self.factor = unit_factor          # tune's L: divided by 1/8
+        self.bar_length = bar_len          # a full bar in eighths
+        self.phrase_bars = phrase_breaks_are_bars
+        self.tokens: list[str] = []
+        self.pending_tie = False           # a '-' waiting for the next note
+        self.last_pitch: str | None = None
+
+    def _error(self, msg: str, line: int, col: int) -> ABCSyntaxError:
+        return ABCSyntaxError(msg, line, col)
+
+    def lex_line(self, s: str, lineno: int, inline_field) -> None:
+        i, n = 0, len(s)
+        while i < n:
+            ch = s[i]
+            col = i + 1
+            if ch == "%":
+                break
+            if ch in _SKIP_CHARS or ch == "(" and not (i + 1 < n and s[i + 1].isdigit()):
+                i += 1
+            elif ch == '"':
+                j = s.find('"', i + 1)
+                if j < 0:
+                    raise self._error("unclosed quote", lineno, col)
+                i = j + 1
+            elif ch == "{":
+                j = s.find("}", i + 1)
+                if j < 0:
+                    raise self._error("unclosed grace notes '{'", lineno, col)
+                i = j + 1
+            elif ch in "!+":
+                j = s.find(ch, i + 1)
+                if j < 0:
+                    raise self._error(f"unclosed decoration '{ch}'", lineno, col)
+                i = j + 1
+            elif ch in _DECORATION_CHARS:
+                i += 1
+            elif ch == "(":  # tuplet (3  or (3:2:3
+                m = re.match(r"\((\d)(?::(\d?)(?::(\d?))?)?", s[i:])
+                p = m.group(1)
+                if p not in "23456789" or (m.group(2) not in (None, "", _TUPLET_Q.get(p))):
+                    raise self._error(f"unsupported tuplet {m.group(0)!r}", lineno, col)
+                self._emit("(" + p)
+                i += len(m.group(0))
+            elif ch in "<>":
+                j = i
+                while j < n and s[j] == ch:
+                    j += 1
+                tok = s[i:j]
+                if tok not in BROKEN:
+                    raise self._error(f"unsupported broken rhythm {tok!r}", lineno, col)
+                self._emit(tok)
+                i = j
+            elif ch == "-":
+                self.pending_tie = True
+                i += 1
+            elif ch in "|:" or (ch == "[" and i + 1 < n and s[i + 1] == "|"):
+                i = self._bar(s, i, lineno)
+            elif ch == "[" and i + 1 < n and s[i + 1].isdigit():
+                self._emit("[" + s[i + 1])
+                i += 2
+                while i < n and (s[i].isdigit() or s[i] in ",-"):
+                    i += 1
+            elif ch == "[" and re.match(r"\[[A-Za-z]:", s[i:]):
+                j = s.find("]", i)
+                if j < 0:
+                    raise self._error("unclosed inline field '['", lineno, col)
+                inline_field(s[i + 1], s[i + 3:j], lineno, col)
+                i = j + 1
+            elif ch == "[":
+                i = self._chord(s, i, lineno)
+            elif ch in "zx":
+                m = re.match(r"[zx](\d*(?:/+\d*)?)", s[i:])
+                self._note("z", m.group(1), lineno, col)
+                i += len(m.group(0))
+            elif ch in "^_=" or ch.upper() in _LETTERS:
+                m = re.match(r"(\^\^|\^|__|_|=)?([A-Ga-g])([',]*)(\d*(?:/+\d*)?)", s[i:])
+                if m is None:
+                    raise self._error(f"accidental {ch!r} without a note", lineno, col)
+                acc, letter, marks, dur = m.groups()
+                self._note((acc or "") + letter + marks, dur, lineno, col)
+                i += len(m.group(0))
+            elif ch == "Z":
+                raise self._error("multi-bar rest 'Z' is not supported", lineno, col)
+            elif ch == "&":
+                raise self._error("voice overlay '&' is not supported (one melody only)",
+                                  lineno, col)
+            else:
+                raise self._error(f"unknown symbol {ch!r}", lineno, col)
+        if self.phrase_bars and self.tokens and not _ends_with_bar(self.tokens) \
+                and self._bar_is_full():
+            self._emit("|")  # Essen: a phrase break at the end of a full bar stands for a bar line
+
+    def _bar_is_full(self) -> bool:
+        start = max((i for i, t in enumerate(self.tokens) if t in BARS), default=-1) + 1
+        filled = sum(e.duration for e in events(self.tokens[start:]) if e.kind != "bar")
+        return self.bar_length is not None and filled == self.bar_length
+
+    def _emit(self, tok: str) -> None:
+        self.tokens.append(tok)
+
+    def _note(self, pitch: str, dur_text: str, lineno: int, col: int) -> None:
+        dur_text = re.sub(r"/+", lambda m: "/" + str(2 ** len(m.group(0))) if len(m.group(0)) > 1
+                          else "/", dur_text)
+        try:
+            d = parse_duration(dur_text) * self.factor
+        except ValueError:
+            raise self._error(f"bad note length {dur_text!r}", lineno, col) from None
+        if self.pending_tie:
+            if pitch != "z" and self.last_pitch is not None and _same_step(pitch, self.last_pitch):
+                self._emit("-")
+            self.pending_tie = False
+        self._emit(pitch)
+        tok = duration_token(d)
+        if tok is not None:
+            self._emit(tok)
+        self.last_pitch = pitch if pitch != "z" else None
+
+    def _chord(self, s: str, i: int, lineno: int) -> int:
+        j = s.find("]", i)
+        if j < 0:
+            raise self._error("unclosed chord '['", lineno, i + 1)
+        notes = re.findall(r"(\^\^|\^|__|_|=)?([A-Ga-g])([',]*)(\d*(?:/+\d*)?)", s[i + 1:j])
+        if not notes:
+            raise self._error("empty chord '[]'", lineno, i + 1)
+        top = max(notes, key=lambda t: _octave_number(t[1], t[2]))
+        m = re.match(r"\d*(?:/+\d*)?", s[j + 1:])
+        dur = m.group(0) or top[3]
+        self._note(top[0] + top[1] + top[2], dur, lineno, i + 1)
+        return j + 1 + len(m.group(0))
+
+    def _bar(self, s: str, i: int, lineno: int) -> int:
+        m = re.match(r"\[?[|:\]\[]*", s[i:])
+        raw = m.group(0)
+        # an ending bracket glued to the bar: "|[1" -> "|" + "[1"
+        if raw.endswith("[") and i + len(raw) < len(s) and s[i + len(raw)].isdigit():
+            raw = raw[:-1]
+        j = i + len(raw)
+        core = raw.replace("[", "")
+        if core.startswith(":") and core.endswith(":") and "|" in core or "::" in core:
+            tok = "::"
+        elif core.startswith(":"):
+            tok = ":|"
+        elif core.endswith(":"):
+            tok = "|:"
+        elif core.endswith("]"):
+            tok = "|]"
+        elif core.count("|") >= 2 or raw.startswith("[|"):
+            tok = "||"
+        elif core == "|":
+            tok = "|"
+        elif core == ":" or core == "":
+            return j  # a stray colon: nothing musical
+        else:
+            raise self._error(f"unsupported bar line {raw!r}", lineno, i + 1)
+        self._emit(tok)
+        if j < len(s) and s[j].isdigit():  # "|1" or ":|2"
+            self._emit("[" + s[j])
+            j += 1
+            while j < len(s) and (s[j].isdigit() or s[j] in ",-"):
+                j += 1
+        return j
+
+
+_TUPLET_Q = {"2": "3", "3": "2", "4": "3", "6": "2", "8": "3"}
+
+
+def _same_step(a: str, b: str) -> bool:
+    pa, pb = PITCH_RE.match(a), PITCH_RE.match(b)
+    return pa.group(2) == pb.group(2) and pa.group(3) == pb.group(3)
+
+
+def _ends_with_bar(tokens: list[str]) -> bool:
+    return tokens[-1] in BARS or tokens[-1] in ENDINGS
+
+
+# --------------------------------------------------------------------------------------------
+# encode
+
+def encode(abc: str, style: str | None = None, *,
+           phrase_breaks_are_bars: bool = False) -> list[str]:
+    """Encode one tune of ABC text (headers and body) into tokens, transposed to tonic C.
+
+    ``style`` adds a style token (``S:irish``); ``phrase_breaks_are_bars`` reads a line break
+    without a bar line as a bar line, as the Essen collection writes its phrase ends.
+    Raises :class:`ABCSyntaxError` naming the line and column of what it cannot read.
+    """
+    if not isinstance(abc, str):
+        raise TypeError(f"abc must be a str, got {type(abc).__name__}")
+    header = _Header()
+    lexer: _Lexer | None = None
+
+    def set_field(name: str, value: str, lineno: int, col: int) -> None:
+        if name == "M":
+            tok = _meter_token(value)
+            if header.meter is None:
+                header.meter = tok
+            elif tok != header.meter:
+                raise ABCSyntaxError("the meter changes inside the tune", lineno, col)
+        elif name == "L":
+            try:
+                unit = parse_duration(value.strip().replace("1/", "/"))
+            except ValueError:
+                raise ABCSyntaxError(f"bad unit length L:{value.strip()}", lineno, col) from None
+            header.unit = unit
+            if lexer is not None:
+                lexer.factor = unit / UNIT
+        elif name == "K":
+            value = value.split("%")[0]
+            value = re.sub(r"\b(clef|middle|transpose|octave|stafflines)=\S*", "", value)
+            try:
+                key = parse_key(value)
+            except ValueError as err:
+                raise ABCSyntaxError(str(err), lineno, col) from None
+            if header.key is None:
+                header.key = key
+            elif key != header.key:
+                raise ABCSyntaxError("the key changes inside the tune", lineno, col)
+        elif name == "V":
+            raise ABCSyntaxError("several voices (V:) are not supported", lineno, col)
+
+    for lineno, line in enumerate(abc.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("%"):
+            continue
+        m = _FIELD_RE.match(stripped)
+        is_field = m and (lexer is None or not re.match(r"^[A-Ga-gz]", stripped)
+                          or m.group(1) in "MLKVPTW")
+        if is_field:
+            if m.group(1) in "wW":
+                continue
+            set_field(m.group(1), m.group(2), lineno, 1)
+            if m.group(1) == "K" and lexer is None:
+                if header.meter is None:
+                    raise ABCSyntaxError("the tune has no meter (M:) before its key (K:)",
+                                         lineno, 1)
+                unit = header.unit or _default_unit(header.meter)
+                header.unit = unit
+                lexer = _Lexer(unit / UNIT, phrase_breaks_are_bars, bar_length(header.meter))
+            continue
+        if lexer is None:
+            if stripped.startswith("X:") or _FIELD_RE.match(stripped):
+                continue
+            raise ABCSyntaxError("music before the key (K:) header", lineno, 1)
+        lexer.lex_line(line.rstrip(), lineno, set_field)
+    if lexer is None:
+        raise ABCSyntaxError("no K: header: every tune needs M: and K: before its music")
+    if not any(is_pitch(t) for t in lexer.tokens):
+        raise ABCSyntaxError("the tune has no notes")
+    key = header.key
+    steps = _steps_to(key, "C")
+    c_key = Key("C", 0, key.mode)
+    body = [transpose_pitch(t, key, c_key, steps) if is_pitch(t) else t for t in lexer.tokens]
+    while body and body[0] == "|":  # a leading plain bar line carries nothing
+        body.pop(0)
+    style_tok = f"S:{style}" if style else UNKNOWN_STYLE
+    return [BOS, header.meter, f"K:{key.mode}", style_tok, *body, EOS]
+
+
+def encode_fragment(text: str, key: str = "D", mode: str = "maj") -> list[str]:
+    """Encode a piece of tune body (no headers), written in ``key`` with ``L:1/8``.
+
+    This is how a student's opening becomes a primer: ``encode_fragment("|: d2e fed |")``
+    gives the tokens, transposed to tonic C like the training data.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"prime must be ABC text (a str), got {type(text).__name__}")
+    try:
+        src = parse_key(key + mode)
+    except ValueError as err:
+        raise ValueError(f"key must be a tonic such as 'D' or 'Bb', got {key!r}") from err
+    lexer = _Lexer(Fraction(1), False)
+    for lineno, line in enumerate(text.splitlines() or [""], start=1):
+        def no_fields(name: str, value: str, ln: int, col: int) -> None:
+            raise ABCSyntaxError(f"inline field [{name}:...] is not allowed in a primer", ln, col)
+        lexer.lex_line(line, lineno, no_fields)
+    c_key = Key("C", 0, src.mode)
+    steps = _steps_to(src, "C")
+    return [transpose_pitch(t, src, c_key, steps) if is_pitch(t) else t for t in lexer.tokens]
+
+
+# --------------------------------------------------------------------------------------------
+# events: durations and bars, read from tokens (used by decode, metrics and constraints)
+
+@dataclass(frozen=True)
+class Event:
+    """A note or rest (``kind`` 'note'/'rest') or a bar line ('bar'), read from tokens.
+
+    ``index`` is the position of the pitch/rest/bar token; ``duration`` is in eighth notes (after
+    broken rhythm and tuplets); ``bar`` is the 0-based bar number; ``onset`` the position in the
+    bar.
+    """
+
+    kind: str
+    index: int
+    token: str
+    duration: Fraction
+    bar: int
+    onset: Fraction
+
+
+def events(tokens: Sequence[str]) -> Iterator[Event]:
+    """Walk tokens, yielding notes, rests and bar lines with their real durations.
+
+    >>> [(e.token, str(e.duration)) for e in events(['G', '2', '>', 'A', '|'])]
+    [('G', '3'), ('A', '1/2'), ('|', '0')]
+    """
+    notes: list[list] = []  # [kind, index, token, duration] not yet yielded (broken rhythm waits)
+    bar, onset = 0, Fraction(0)
+    tuplet_left, tuplet_scale = 0, Fraction(1)
+    broken_next: Fraction | None = None
+    out: list[Event] = []
+
+    def flush() -> None:
+        nonlocal onset
+        for kind, idx, tok, dur in notes:
+            out.append(Event(kind, idx, tok, dur, bar, onset))
+            onset += dur
+        notes.clear()
+
+    for i, tok in enumerate(tokens):
+        if is_pitch(tok) or tok == "z":
+            flush()
+            scale = Fraction(1)
+            if tuplet_left:
+                scale, tuplet_left = tuplet_scale, tuplet_left - 1
+            if broken_next is not None:
+                scale, broken_next = scale * broken_next, None
+            notes.append(["note" if tok != "z" else "rest", i, tok, scale])
+        elif is_duration(tok) and notes:
+            notes[-1][3] *= parse_duration(tok)
+        elif tok in BROKEN and notes:
+            first, second = BROKEN[tok]
+            notes[-1][3] *= first
+            broken_next = second
+        elif tok.startswith("(") and tok[1:].isdigit():
+            p = int(tok[1:])
+            tuplet_left = p
+            tuplet_scale = Fraction(int(_TUPLET_Q.get(str(p), "2")), p)
+        elif is_bar(tok):
+            flush()
+            out.append(Event("bar", i, tok, Fraction(0), bar, onset))
+            bar, onset = bar + 1, Fraction(0)
+        if len(out) > 0:
+            yield from out
+            out.clear()
+    flush()
+    yield from out
+
+
+def bar_length(meter_token: str) -> Fraction | None:
+    """Length of a full bar in eighth notes: ``M:6/8`` -> 6, ``M:3/4`` -> 6; None if unknown."""
+    if not meter_token.startswith("M:") or "/" not in meter_token:
+        return None
+    num, den = meter_token[2:].split("/")
+    return Fraction(int(num), int(den)) / UNIT
+
+
+def _beat(meter_token: str) -> Fraction:
+    """Beaming unit in eighths: dotted quarter in compound meters, else the meter's beat."""
+    if not meter_token.startswith("M:") or "/" not in meter_token:
+        return Fraction(2)
+    num, den = (int(x) for x in meter_token[2:].split("/"))
+    if den == 8 and num % 3 == 0 and num > 3:
+        return Fraction(3)
+    return Fraction(8, den)
+
+
+# --------------------------------------------------------------------------------------------
+# decode
+
+def decode(tokens: Sequence[str], key: str = "D", *, title: str = "Folk Sampler tune",
+           number: int = 1, tempo: int | None = None, line_bars: int = 4) -> str:
+    """Turn tokens back into complete ABC text (X:, T:, M:, L:, K:) in display key ``key``.
+
+    ``key`` is the tonic to show the tune in (``"D"``, ``"G"``, ``"Bb"``...); the mode comes from
+    the tune's ``K:`` token.  Notes are beamed by beat and a line holds ``line_bars`` bars.
+    """
+    tokens = list(tokens)
+    meter = next((t for t in tokens if t.startswith("M:") and t != UNKNOWN_METER), "M:4/4")
+    mode_tok = next((t for t in tokens if t.startswith("K:")), UNKNOWN_MODE)
+    mode = mode_tok[2:] if mode_tok[2:] in MODES else "maj"
+    try:
+        dst = parse_key(key + mode)
+    except ValueError:
+        raise ValueError(f"key must be a tonic such as 'D', 'G', 'Bb' or 'F#', got {key!r}") \
+            from None
+    src = Key("C", 0, mode)
+    steps = _steps_to(src, dst.letter)
+    body = [t for t in tokens if t not in (BOS, EOS) and t[:2] not in ("M:", "K:", "S:")]
+    durations = {e.index: e for e in events(body) if e.kind != "bar"}
+    beat = _beat(meter)
+    out: list[str] = []
+    bars_on_line = 0
+    for i, tok in enumerate(body):
+        if is_pitch(tok):
+            tok = transpose_pitch(tok, src, dst, steps)
+        if i in durations:
+            e = durations[i]
+            if e.onset > 0 and e.onset % beat == 0 and out and out[-1] not in (" ", "\n"):
+                out.append(" ")
+            out.append(tok)
+        elif is_bar(tok):
+            out.append(" " + tok + " ")
+            bars_on_line += 1
+            if bars_on_line >= line_bars or tok in ("|]", "||", ":|", "::"):
+                out.append("\n")
+                bars_on_line = 0
+        elif tok in ENDINGS:
+            out.append(tok + " ")
+        elif tok.startswith("(") and out and out[-1] not in (" ", "\n"):
+            out.append(" " + tok)
+        else:
+            out.append(tok)
+    text = "".join(out)
+    lines = [re.sub(r" +", " ", ln).strip() for ln in text.split("\n")]
+    body_text = "\n".join(ln for ln in lines if ln)
+    headers = [f"X:{number}", f"T:{title}", f"M:{meter[2:] if meter != UNKNOWN_METER else '4/4'}",
+               "L:1/8"]
+    if tempo is not None:
+        headers.append(f"Q:1/4={tempo}")
+    headers.append(f"K:{dst.letter}{ {1: '#', -1: 'b', 0: ''}[dst.alter]}{mode}".replace(" ", ""))
+    return "\n".join(headers) + "\n" + body_text + "\n"

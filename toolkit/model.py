@@ -1,0 +1,155 @@
+"""The network: embedding -> LSTM layers -> linear over the vocabulary (about 2M parameters).
+
+A language model over folk-tune tokens (:mod:`toolkit.abc`).  Given the tokens so far it gives
+*logits*, one number per token of the vocabulary; softmax turns them into the next-token
+distribution the samplers work on.
+
+>>> model = load_model()                                   # doctest: +SKIP
+>>> model.next_logits("M:6/8 K:maj S:irish |: G A").shape  # doctest: +SKIP
+torch.Size([117])
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from toolkit.abc import BOS, UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE, UnknownTokenError
+
+__all__ = ["ModelConfig", "FolkLSTM", "load_model", "save_model", "WEIGHTS_DIR", "PAD"]
+
+PAD = "<pad>"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_NAME = "folk_lstm"
+
+
+@dataclass
+class ModelConfig:
+    """Sizes of the network; defaults are the shipped model's."""
+
+    vocab: list[str]
+    emb: int = 128
+    hidden: int = 384
+    layers: int = 2
+    dropout: float = 0.2
+
+
+class FolkLSTM(nn.Module):
+    """Embedding -> LSTM -> linear.  ``forward(x (B, T)) -> logits (B, T, V), state``."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.vocab = list(config.vocab)
+        self.stoi = {t: i for i, t in enumerate(self.vocab)}
+        self.embed = nn.Embedding(len(self.vocab), config.emb)
+        self.lstm = nn.LSTM(config.emb, config.hidden, config.layers, batch_first=True,
+                            dropout=config.dropout if config.layers > 1 else 0.0)
+        self.drop = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden, len(self.vocab))
+        self.info: dict = {}  # provenance and metrics read from the weights' JSON (model card)
+
+    def forward(self, x: torch.Tensor, state=None):
+        h = self.drop(self.embed(x))           # (B, T, E)
+        h, state = self.lstm(h, state)         # (B, T, H)
+        return self.head(self.drop(h)), state  # (B, T, V)
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def token_ids(self, tokens: list[str]) -> torch.Tensor:
+        """Tokens -> ids (LongTensor), with a clear error naming an unknown token and its place."""
+        ids = []
+        for pos, tok in enumerate(tokens):
+            if tok not in self.stoi:
+                close = difflib.get_close_matches(tok, [t for t in self.vocab if t != PAD], n=1)
+                raise UnknownTokenError(tok, pos, close[0] if close else None)
+            ids.append(self.stoi[tok])
+        return torch.tensor(ids, dtype=torch.long)
+
+    def conditioning(self, meter: str | None = None, mode: str | None = None,
+                     style: str | None = None) -> list[str]:
+        """The tune's opening tokens ``<s> M:.. K:.. S:..``; None means "unknown" (unconditional).
+
+        Raises ValueError naming the argument and the values the model knows.
+        """
+        out = [BOS]
+        for name, prefix, value, unknown in (("meter", "M:", meter, UNKNOWN_METER),
+                                             ("mode", "K:", mode, UNKNOWN_MODE),
+                                             ("style", "S:", style, UNKNOWN_STYLE)):
+            if value is None:
+                out.append(unknown)
+                continue
+            tok = prefix + str(value)
+            if tok not in self.stoi or tok == unknown:
+                raise ValueError(f"{name} must be one of {self.choices(name)}, got {value!r}")
+            out.append(tok)
+        return out
+
+    def choices(self, name: str) -> list[str]:
+        """The values the model knows for ``meter``, ``mode`` or ``style`` (from the data)."""
+        prefix = {"meter": "M:", "mode": "K:", "style": "S:"}[name]
+        return [t[2:] for t in self.vocab if t.startswith(prefix) and not t.endswith("?")]
+
+    @torch.no_grad()
+    def next_logits(self, prefix: str | list[str]) -> torch.Tensor:
+        """Logits (V,) of the next token after ``prefix`` (a token list or space-separated text).
+
+        The prefix may start with its conditioning (``"M:6/8 K:maj S:irish |: G A"``); ``<s>``
+        is added when missing.
+        """
+        tokens = prefix.split() if isinstance(prefix, str) else list(prefix)
+        if not tokens or tokens[0] != BOS:
+            tokens = [BOS, *tokens]
+        was_training = self.training
+        self.eval()
+        logits, _ = self(self.token_ids(tokens)[None])
+        self.train(was_training)
+        return logits[0, -1]
+
+
+def save_model(model: FolkLSTM, directory: str | Path = WEIGHTS_DIR, name: str = DEFAULT_NAME,
+               info: dict | None = None) -> Path:
+    """Write ``name.safetensors`` (weights) and ``name.json`` (config, vocab, model card facts)."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / f"{name}.safetensors"))
+    meta = {"config": asdict(model.config), "info": {**model.info, **(info or {})}}
+    (directory / f"{name}.json").write_text(json.dumps(meta, indent=1))
+    return directory / f"{name}.safetensors"
+
+
+def load_model(path: str | Path | None = None, device: str = "cpu") -> FolkLSTM:
+    """Load a model: the shipped weights by default (offline, CPU, safetensors: no pickle).
+
+    ``path`` may be a ``.safetensors`` file (its ``.json`` beside it) or a training run folder.
+    """
+    from safetensors.torch import load_file
+
+    t0 = time.perf_counter()
+    p = Path(path) if path else WEIGHTS_DIR / f"{DEFAULT_NAME}.safetensors"
+    if p.is_dir():
+        p = p / f"{DEFAULT_NAME}.safetensors"
+    if not p.exists():
+        raise FileNotFoundError(f"no model weights at {p}; "
+                                "train one with `python -m toolkit train`")
+    meta = json.loads(p.with_suffix(".json").read_text())
+    model = FolkLSTM(ModelConfig(**meta["config"]))
+    model.load_state_dict(load_file(str(p), device=device))
+    model.info = meta.get("info", {})
+    model.info["load_seconds"] = round(time.perf_counter() - t0, 3)
+    return model.to(device).eval()

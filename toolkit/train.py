@@ -1,0 +1,286 @@
+"""Training: teacher-forced next-token cross-entropy, seeded, resumable, CPU or GPU.
+
+``python -m toolkit train --epochs 20 --out runs/folk --export`` trains the shipped model from
+scratch (see ``toolkit/weights/MODEL_CARD.md`` for its figures).  A run folder holds
+``checkpoint.pt`` (written every ``--checkpoint-every`` steps and at each epoch's end) and the best
+weights so far; ``--resume`` continues an interrupted run from its last checkpoint.
+
+Conditioning dropout: each of a tune's meter, mode and style tokens is replaced by its "unknown"
+token (``M:?`` ``K:?`` ``S:?``) with probability ``cond_drop`` (15 %), so one network also gives
+the unconditional predictions that classifier-free guidance needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from toolkit.abc import BOS, EOS, UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE
+from toolkit.model import PAD, WEIGHTS_DIR, FolkLSTM, ModelConfig, save_model
+
+__all__ = ["make_vocab", "batches", "evaluate", "train_model", "add_arguments", "main"]
+
+UNKNOWNS = (UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE)
+
+
+def make_vocab(records: list[dict]) -> list[str]:
+    """``<pad>`` first, then every token of the records plus the special ones, sorted."""
+    tokens = {t for r in records for t in r["tokens"]} | {BOS, EOS, *UNKNOWNS}
+    return [PAD, *sorted(tokens - {PAD})]
+
+
+def _ids(records: list[dict], stoi: dict[str, int]) -> list[list[int]]:
+    return [[stoi[t] for t in r["tokens"]] for r in records]
+
+
+def batches(seqs: list[list[int]], batch_size: int, generator: torch.Generator | None = None):
+    """Yield padded LongTensors (B, T) of similar-length sequences; shuffled when a generator
+    is given (bucketing by length keeps padding small)."""
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if generator is not None:
+        perm = torch.randperm(len(chunks), generator=generator).tolist()
+        chunks = [chunks[i] for i in perm]
+    for chunk in chunks:
+        t = max(len(seqs[i]) for i in chunk)
+        x = torch.zeros(len(chunk), t, dtype=torch.long)  # PAD = 0
+        for row, i in enumerate(chunk):
+            x[row, :len(seqs[i])] = torch.tensor(seqs[i])
+        yield x
+
+
+def _loss(model: FolkLSTM, x: torch.Tensor, ignore: torch.Tensor) -> tuple[torch.Tensor, int]:
+    logits, _ = model(x[:, :-1])                         # (B, T-1, V)
+    target = x[:, 1:].clone()                            # (B, T-1)
+    target[torch.isin(target, ignore)] = 0               # PAD and unknown tokens carry no loss
+    n = int((target != 0).sum())
+    loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1),
+                           ignore_index=0, reduction="sum")
+    return loss, n
+
+
+@torch.no_grad()
+def evaluate(model: FolkLSTM, records: list[dict], batch_size: int = 64) -> float:
+    """Mean cross-entropy in nats per token (conditioning given, unknown tokens not scored)."""
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    ignore = torch.tensor([0] + [model.stoi[u] for u in UNKNOWNS], device=device)
+    total, count = 0.0, 0
+    for x in batches(_ids(records, model.stoi), batch_size):
+        loss, n = _loss(model, x.to(device), ignore)
+        total, count = total + float(loss), count + n
+    model.train(was)
+    return total / max(count, 1)
+
+
+def _drop_conditioning(x: torch.Tensor, p: float, unk_ids: list[int], g: torch.Generator):
+    """Replace each of positions 1..3 (meter, mode, style) by its unknown token with prob p."""
+    if p <= 0:
+        return x
+    x = x.clone()
+    for pos, unk in zip((1, 2, 3), unk_ids, strict=True):
+        mask = torch.rand(x.size(0), generator=g) < p
+        x[mask, pos] = unk
+    return x
+
+
+def train_model(train_records: list[dict], valid_records: list[dict], *, epochs: int = 20,
+                batch_size: int = 64, lr: float = 3e-3, emb: int = 128, hidden: int = 384,
+                layers: int = 2, dropout: float = 0.2, cond_drop: float = 0.15, seed: int = 0,
+                vocab: list[str] | None = None, out_dir: str | Path | None = None,
+                resume: bool = False, device: str | None = None, checkpoint_every: int = 200,
+                on_epoch: Callable[[dict], None] | None = None, progress: bool = True,
+                max_minutes: float | None = None) -> tuple[FolkLSTM, list[dict]]:
+    """Train a :class:`FolkLSTM`; return ``(best model, history)``.
+
+    ``history`` has one dict per epoch: ``epoch``, ``train_loss``, ``valid_loss`` (nats/token),
+    ``seconds``.  ``on_epoch(entry)`` is called after each epoch (a notebook draws its loss curve
+    and plays a sample there).  With ``out_dir``, checkpoints make the run resumable.
+    """
+    for name, value, lo in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
+                            ("hidden", hidden, 1), ("layers", layers, 1), ("emb", emb, 1)):
+        if not isinstance(value, int) or value < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+    if not 0 <= cond_drop < 1:
+        raise ValueError(f"cond_drop must be in [0, 1), got {cond_drop!r}")
+    if not train_records:
+        raise ValueError("train_records is empty: nothing to learn from")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(seed)
+    random.seed(seed)
+    vocab = vocab or make_vocab(train_records + valid_records)
+    model = FolkLSTM(ModelConfig(vocab, emb, hidden, layers, dropout)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    train_ids = _ids(train_records, model.stoi)
+    steps_per_epoch = math.ceil(len(train_ids) / batch_size)
+    total_steps = epochs * steps_per_epoch
+    warmup = min(200, total_steps // 10 + 1)
+
+    def lr_at(step: int) -> float:  # linear warm-up, then cosine down to 10 %
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        q = (step - warmup) / max(1, total_steps - warmup)
+        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * q)))
+
+    history: list[dict] = []
+    start_epoch, start_batch, best = 0, 0, math.inf
+    out = Path(out_dir) if out_dir else None
+    ckpt = out / "checkpoint.pt" if out else None
+    if resume and ckpt and ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start_epoch, start_batch = state["epoch"], state["batch"]
+        history, best = json.loads(state["history"]), state["best"]
+        print(f"resuming from epoch {start_epoch + 1}, batch {start_batch}", file=sys.stderr)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+
+    def save_checkpoint(epoch: int, batch: int) -> None:
+        if ckpt:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch,
+                        "batch": batch, "history": json.dumps(history), "best": best},
+                       str(ckpt) + ".tmp")
+            Path(str(ckpt) + ".tmp").replace(ckpt)
+
+    ignore = torch.tensor([0] + [model.stoi[u] for u in UNKNOWNS], device=device)
+    unk_ids = [model.stoi[u] for u in UNKNOWNS]
+    t_start = time.perf_counter()
+    best_state = {k: v.clone() for k, v in model.state_dict().items()}
+    for epoch in range(start_epoch, epochs):
+        t0 = time.perf_counter()
+        g = torch.Generator().manual_seed(seed * 1000 + epoch)
+        model.train()
+        tot, cnt = 0.0, 0
+        it = enumerate(batches(train_ids, batch_size, g))
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=steps_per_epoch, initial=start_batch, desc=f"epoch {epoch + 1}",
+                       leave=False)
+        for b, x in it:
+            if b < start_batch:
+                continue  # already done before the interruption
+            step = epoch * steps_per_epoch + b
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step)
+            x = _drop_conditioning(x, cond_drop, unk_ids, g).to(device)
+            loss, n = _loss(model, x, ignore)
+            opt.zero_grad(set_to_none=True)
+            (loss / max(n, 1)).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            tot, cnt = tot + loss.item(), cnt + n
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{tot / max(cnt, 1):.3f}")
+            if ckpt and checkpoint_every and (b + 1) % checkpoint_every == 0:
+                save_checkpoint(epoch, b + 1)
+        if bar is not None:
+            bar.close()
+        start_batch = 0
+        valid = evaluate(model, valid_records) if valid_records else float("nan")
+        entry = {"epoch": epoch + 1, "train_loss": round(tot / max(cnt, 1), 4),
+                 "valid_loss": round(valid, 4), "seconds": round(time.perf_counter() - t0, 1)}
+        history.append(entry)
+        if progress:
+            print(json.dumps(entry), file=sys.stderr)
+        if not valid_records or valid < best:
+            best = valid
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if out:
+                model.info = {"history": history}
+                save_model(_copy_with(model, best_state), out)
+        save_checkpoint(epoch + 1, 0)
+        if on_epoch is not None:
+            on_epoch(entry)
+        if max_minutes and (time.perf_counter() - t_start) / 60 > max_minutes:
+            break
+    model.load_state_dict(best_state)
+    model.info = {"history": history,
+                  "train_seconds": round(sum(h["seconds"] for h in history), 1)}
+    return model.eval(), history
+
+
+def _copy_with(model: FolkLSTM, state: dict) -> FolkLSTM:
+    clone = FolkLSTM(model.config)
+    clone.load_state_dict(state)
+    clone.info = dict(model.info)
+    return clone
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="corpus",
+                   help="'corpus' (music21's folk tunes), 'toy', or ABC files/folders")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--emb", type=int, default=128)
+    p.add_argument("--hidden", type=int, default=384)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--cond-drop", type=float, default=0.15)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/folk", help="run folder (checkpoints, best weights)")
+    p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--checkpoint-every", type=int, default=200)
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--export", action="store_true",
+                   help="copy the best weights into toolkit/weights/ (the shipped model)")
+
+
+def _records_for(data: str) -> tuple[list[dict], list[dict], list[str] | None]:
+    from toolkit import data as D
+
+    if data == "corpus":  # the vocabulary covers every split, so any test tune can be scored
+        return D.load("train"), D.load("valid"), make_vocab(D.load("all"))
+    if data == "toy":
+        recs = D.load_toy()
+        return recs[4:], recs[:4], None
+    paths = []
+    for part in data.split(","):
+        q = Path(part)
+        paths += sorted(q.glob("**/*.abc")) if q.is_dir() else [q]
+    recs, skipped = D.read_abc_files(paths)
+    for where, why in skipped:
+        print(f"skipped {where}: {why}", file=sys.stderr)
+    n_valid = max(1, len(recs) // 20)
+    return recs[n_valid:], recs[:n_valid], None
+
+
+def main(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train, valid, vocab = _records_for(args.data)
+    command = "python -m toolkit train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else ""
+    model, history = train_model(
+        train, valid, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, emb=args.emb,
+        hidden=args.hidden, layers=args.layers, dropout=args.dropout, cond_drop=args.cond_drop,
+        seed=args.seed, vocab=vocab, out_dir=args.out, resume=args.resume, device=args.device,
+        checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes)
+    model.info.update({"data": args.data, "command": command, "seed": args.seed,
+                       "parameters": model.num_parameters, "device": args.device or "auto",
+                       "threads": torch.get_num_threads()})
+    path = save_model(model.cpu(), args.out, info=model.info)
+    print(f"best weights: {path}  (valid loss {min(h['valid_loss'] for h in history):.4f})")
+    if args.export:
+        WEIGHTS_DIR.mkdir(exist_ok=True)
+        for suffix in (".safetensors", ".json"):
+            shutil.copy(path.with_suffix(suffix), WEIGHTS_DIR / ("folk_lstm" + suffix))
+        print(f"exported to {WEIGHTS_DIR}")
