@@ -19,12 +19,12 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load_model": "toolkit.model",
     "FolkLSTM": "toolkit.model",
-    "generate": "toolkit.generate",
+    "generate": "toolkit.generation",
     "Tune": "toolkit.tune",
     "encode": "toolkit.abc",
     "decode": "toolkit.abc",
 }
-_SUBMODULES = {"abc", "data", "model", "sampling", "generate", "tune", "render", "audio",
+_SUBMODULES = {"abc", "data", "model", "sampling", "generation", "tune", "render", "audio",
                "metrics", "train", "plots", "widgets", "cli"}
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)

@@ -24,9 +24,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from toolkit import generate
+    from toolkit import generation
 
-    return generate.cli_main(args)
+    return generation.cli_main(args)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -48,7 +48,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_train)
 
     p = sub.add_parser("generate", help="generate tunes and write .abc files and run.json")
-    from toolkit.generate import add_arguments as add_generate_arguments
+    from toolkit.generation import add_arguments as add_generate_arguments
 
     add_generate_arguments(p)
     p.set_defaults(func=_generate)

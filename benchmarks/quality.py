@@ -1,0 +1,84 @@
+"""Quality of the shipped model: cross-entropy against an n-gram baseline, and validity of samples.
+
+    python benchmarks/quality.py   # a few minutes; writes benchmarks/results/quality.json
+
+* cross-entropy (nats/token) and perplexity on the valid and test splits, LSTM vs a 5-gram with
+  interpolated absolute discounting (toolkit.ngram), scored on the same tokens;
+* 200 tunes sampled at temperature 1.0 with no truncation (seeds 0..3, 50 tunes each): the share
+  that parse in music21 and the share whose every bar is as long as the meter says (the token
+  checker in toolkit.metrics, which follows the tune's own bar lines; pickups and the last bar of a
+  section may be short), and both together.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from toolkit import data, generate, load_model
+from toolkit import sampling as S
+from toolkit.metrics import check_tokens
+from toolkit.ngram import NGram
+from toolkit.train import evaluate
+
+UNKNOWN = {"M:?", "K:?", "S:?"}
+
+
+def parses(abc: str) -> bool:
+    import music21
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            score = music21.converter.parse(abc, format="abc", forceSource=True)
+        return len(score.flatten().notes) > 0
+    except Exception:  # noqa: BLE001  (any parser failure counts as "does not parse")
+        return False
+
+
+def main() -> dict:
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    model = load_model()
+    valid, test = data.load("valid"), data.load("test")
+    res: dict = {"parameters": model.num_parameters}
+    for name, recs in (("valid", valid), ("test", test)):
+        ce = evaluate(model, recs)
+        res[f"lstm_{name}_nats"] = round(ce, 4)
+        res[f"lstm_{name}_perplexity"] = round(math.exp(ce), 3)
+    t0 = time.perf_counter()
+    ngram = NGram(5).fit([r["tokens"] for r in data.load("train")])
+    for name, recs in (("valid", valid), ("test", test)):
+        ce = ngram.cross_entropy([r["tokens"] for r in recs], skip=UNKNOWN)
+        res[f"ngram5_{name}_nats"] = round(ce, 4)
+        res[f"ngram5_{name}_perplexity"] = round(math.exp(ce), 3)
+    res["ngram_seconds"] = round(time.perf_counter() - t0, 1)
+
+    tunes = []
+    for seed in range(4):
+        tunes += generate(model, n=50, seed=seed, sampler=S.chain(S.temperature(1.0)),
+                          max_tokens=512)
+    bars = [check_tokens(t.tokens).ok for t in tunes]
+    parsed = [parses(t.abc) for t in tunes]
+    both = [a and b for a, b in zip(bars, parsed, strict=True)]
+    res.update({
+        "samples": len(tunes), "sampler": "temperature 1.0, no truncation, seeds 0-3 x 50",
+        "share_bars_complete": round(sum(bars) / len(tunes), 4),
+        "share_parse_music21": round(sum(parsed) / len(tunes), 4),
+        "share_parse_and_bars": round(sum(both) / len(tunes), 4),
+        "mean_tokens_per_tune": round(sum(len(t.tokens) for t in tunes) / len(tunes), 1),
+    })
+    for k, v in res.items():
+        print(f"{k}: {v}")
+    out = Path(__file__).parent / "results" / "quality.json"
+    out.write_text(json.dumps(res, indent=1) + "\n")
+    return res
+
+
+if __name__ == "__main__":
+    main()

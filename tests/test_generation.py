@@ -1,0 +1,139 @@
+"""The shipped model and the generation loop, as a user meets them."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from toolkit import generate, load_model
+from toolkit import sampling as S
+from toolkit.abc import EOS, ABCSyntaxError, UnknownTokenError, encode_fragment
+from toolkit.cli import main as cli
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+def test_shipped_model_loads_offline_with_its_card(model):
+    assert 1_000_000 <= model.num_parameters <= 3_000_000
+    assert model.info["history"], "the weights carry their training history"
+    assert set(model.choices("style")) >= {"irish", "german", "chinese", "scottish"}
+    assert "6/8" in model.choices("meter") and "maj" in model.choices("mode")
+
+
+def test_same_seed_same_tunes_and_different_seed_differs(model):
+    a = generate(model, n=3, seed=11, meter="6/8", style="irish", max_tokens=120)
+    b = generate(model, n=3, seed=11, meter="6/8", style="irish", max_tokens=120)
+    c = generate(model, n=3, seed=12, meter="6/8", style="irish", max_tokens=120)
+    assert [t.abc for t in a] == [t.abc for t in b]
+    assert [t.tokens for t in a] == [t.tokens for t in b]
+    assert [t.tokens for t in a] != [t.tokens for t in c]
+
+
+def test_generation_always_stops_and_records_what_it_did(model):
+    tunes = generate(model, n=8, seed=3, max_tokens=40, sampler=S.chain(S.temperature(3.0)))
+    for t in tunes:
+        body = len(t.tokens) - 4
+        assert body <= 40
+        assert t.tokens[-1] == EOS or body == 40
+        assert len(t.logprobs) == len(t.tokens)
+        assert t.logprobs[:4] == [None] * 4
+        assert all(lp <= 0 and math.isfinite(lp) for lp in t.logprobs[4:])
+        assert t.settings["seed"] == 3 and "Temperature(3" in t.settings["sampler"]
+        assert t.abc.startswith("X:") and "\nK:" in t.abc
+
+
+def test_conditioning_and_prime_lead_the_tune(model):
+    tunes = generate(model, n=2, seed=5, meter="3/4", mode="min", style="scottish",
+                     prime="|: A2 B c |", key="A", max_tokens=30)
+    prime = encode_fragment("|: A2 B c |", key="A", mode="min")
+    for t in tunes:
+        assert t.tokens[:4] == ["<s>", "M:3/4", "K:min", "S:scottish"]
+        assert t.tokens[4:4 + len(prime)] == prime
+        assert "K:Amin" in t.abc
+
+
+def test_no_body_contains_header_or_padding_tokens(model):
+    tunes = generate(model, n=16, seed=9, max_tokens=64, sampler=S.chain(S.temperature(5.0)))
+    for t in tunes:
+        assert not any(tok[:2] in ("M:", "K:", "S:") or tok in ("<pad>", "<s>")
+                       for tok in t.tokens[4:])
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"n": 0}, ["n", "0"]),
+    ({"max_tokens": -1}, ["max_tokens", "-1"]),
+    ({"seed": -5}, ["seed", "-5"]),
+    ({"meter": "7/9"}, ["meter", "7/9", "6/8"]),
+    ({"style": "klingon"}, ["style", "klingon", "irish"]),
+    ({"mode": "happy"}, ["mode", "happy", "maj"]),
+    ({"guidance": 2.0}, ["guidance", "style"]),
+    ({"guidance": -1, "style": "irish"}, ["guidance", "-1"]),
+    ({"temperature": 1.0, "sampler": S.chain(S.top_p(0.9))}, ["sampler", "temperature"]),
+])
+def test_bad_arguments_raise_clear_errors(model, kwargs, words):
+    with pytest.raises(ValueError) as err:
+        generate(model, **kwargs)
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_bad_primer_names_the_symbol_and_where(model):
+    with pytest.raises(ABCSyntaxError) as err:
+        generate(model, prime="|: d2e f#d |")
+    assert "'#'" in str(err.value) and err.value.column == 9
+    with pytest.raises(UnknownTokenError) as err:  # good ABC, but far above anything in the data
+        generate(model, prime="d c'''' |")
+    assert err.value.position == 5 and err.value.token.endswith("'''")
+    assert err.value.suggestion is not None and "did you mean" in str(err.value)
+
+
+def test_guidance_changes_the_distribution(model):
+    plain = generate(model, n=4, seed=2, style="chinese", max_tokens=60)
+    guided = generate(model, n=4, seed=2, style="chinese", guidance=3.0, max_tokens=60)
+    assert [t.tokens for t in plain] != [t.tokens for t in guided]
+    assert guided[0].settings["guidance"] == 3.0
+
+
+def test_next_logits_is_the_models_distribution(model):
+    logits = model.next_logits("M:6/8 K:maj S:irish |: G A")
+    assert logits.shape == (model.vocab_size,)
+    p = torch.softmax(logits, -1)
+    assert abs(float(p.sum()) - 1) < 1e-5
+    top = model.vocab[int(p.argmax())]
+    assert top not in ("<pad>", "<s>")
+
+
+def test_cli_generate_writes_tunes_and_run_json(tmp_path, capsys):
+    out = tmp_path / "gen"
+    rc = cli(["generate", "--n", "3", "--temperature", "1.1", "--top-p", "0.9", "--seed", "1",
+              "--max-tokens", "80", "--out", str(out)])
+    assert rc == 0
+    log = json.loads((out / "run.json").read_text())
+    run = log["runs"][0]
+    assert run["temperature"] == 1.1 and run["top_p"] == 0.9 and run["seed"] == 1
+    assert len(run["files"]) == 3 and all(f.endswith(".abc") for f in run["files"])
+    assert len(run["validity"]) == 3 and "seconds" in run
+    assert (out / "tune_001.abc").read_text().startswith("X:")
+
+
+def test_cli_grid_logs_failures_without_stopping(tmp_path):
+    out = tmp_path / "grid"
+    rc = cli(["generate", "--n", "2", "--temperature", "0.8,1.6", "--top-p", "0.9,1.5",
+              "--seed", "1", "--max-tokens", "40", "--out", str(out)])
+    log = json.loads((out / "run.json").read_text())
+    assert len(log["runs"]) == 4
+    failed = [r for r in log["runs"] if "error" in r]
+    assert len(failed) == 2 and all("top_p" in r["error"] for r in failed)
+    assert log["failures"] == 2 and rc == 1
+
+
+def test_cli_rejects_a_bad_argument_with_one_line(capsys):
+    rc = cli(["generate", "--n", "1", "--meter", "7/9", "--out", "/tmp/never"])
+    assert rc == 2
+    assert "meter must be one of" in capsys.readouterr().err
