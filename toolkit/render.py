@@ -1,0 +1,546 @@
+"""Engraving: a tune's score as SVG with verovio, its MusicXML and MIDI with music21.
+
+The score is engraved by verovio, offline, in a few tens of milliseconds::
+
+    >>> from toolkit.tune import Tune
+    >>> tune = Tune.from_abc("X:1\\nT:Scale\\nM:4/4\\nL:1/8\\nK:D\\nDEFG ABcd|]")
+    >>> svg(tune).count('class="note"')
+    8
+
+How a tune reaches verovio:
+
+1. Plain tunes -- what the generator writes, and most folk tunes -- go in as ABC
+   (``inputFrom: "abc"``), in the plain copy :func:`toolkit.tune.parse_abc` writes. verovio's
+   timing of every note is checked against our own reading; repeats, endings and bar lines
+   verovio's ABC reader leaves out are then written into its MEI, which is loaded back.
+2. Anything else (chords, grace notes, key changes, several voices...), or a plain tune whose
+   timing verovio gets wrong, goes music21 -> MusicXML -> verovio. music21 takes ~40 ms to read
+   a tune and as long again to write MusicXML, so this path is slower.
+
+The same input gives the same SVG, byte for byte (``xmlIdChecksum``). Systems wrap to the
+width asked for, all on one page. verovio's own messages are switched off; when it cannot read
+something the error says so.
+
+Surprisal colouring (``color_by_surprisal=True``) paints each note and rest -- head, stem and
+flag; beams stay black -- by the probability the model gave it, on a log scale from 1 % (and
+below) to 100 %, with a colour key under the score. A tied note is two notes, each coloured by
+its own token; notes the model was given rather than sampled are grey.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from toolkit.tune import ABCError, Measure, Note, ParsedTune
+
+if TYPE_CHECKING:
+    from toolkit.tune import Tune
+
+__all__ = ["svg", "engrave", "music21_score", "notes_from_score", "musicxml", "midi",
+           "probability_color", "legend_svg", "COLORMAP", "SCALE"]
+
+#: verovio's scale in percent: 40 gives a staff about 1 cm high on a laptop screen.
+SCALE = 40
+#: the colormap for surprisal colouring (matplotlib's, colour-blind safe), and the part of it
+#: used: from 100 % (dark, like ordinary ink) to 1 % (bright orange, standing out).
+COLORMAP = "inferno"
+_COLOR_RANGE = (0.0, 0.72)
+_GIVEN = "#a0a0a0"  # notes the model was given, not asked for
+_LOWEST = 0.01  # probabilities below 1 % get the 1 % colour
+
+_lock = threading.Lock()
+_toolkit: Any = None
+
+
+def _verovio() -> Any:
+    """The module's verovio toolkit, made on first use (reusing it saves ~2 ms a score)."""
+    global _toolkit
+    if _toolkit is None:
+        import verovio
+
+        verovio.enableLog(verovio.LOG_OFF)
+        _toolkit = verovio.toolkit()
+    return _toolkit
+
+
+# ---------------------------------------------------------------------------------------------
+# Display key
+# ---------------------------------------------------------------------------------------------
+
+_INTERVALS = {1: "m2", 2: "M2", 3: "m3", 4: "M3", 5: "P4", 6: "A4", 7: "P5", 8: "m6", 9: "M6",
+              10: "m7", 11: "M7", 12: "P8"}
+_LETTERS = "CDEFGAB"
+_PITCH_CLASS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_ALTER = {"": 0, "#": 1, "x": 2, "##": 2, "b": -1, "bb": -2}
+
+
+def _interval(steps: int, semitones: int) -> str:
+    """The name of an interval ``steps`` letters and ``semitones`` wide, like ``"m3"``.
+
+    >>> _interval(2, 3), _interval(3, 6), _interval(0, 0)
+    ('m3', 'A4', 'P1')
+    """
+    number = steps + 1
+    if number in (1, 4, 5, 8):
+        base = {1: 0, 4: 5, 5: 7, 8: 12}[number]
+        names = {0: "P", 1: "A", 2: "AA", -1: "d", -2: "dd"}
+    else:
+        base = {2: 2, 3: 4, 6: 9, 7: 11}[number]
+        names = {0: "M", -1: "m", 1: "A", 2: "AA", -2: "d", -3: "dd"}
+    return names[semitones - base] + str(number)
+
+
+def _transposition(key: str | int | None, tonic: str = "C") -> str:
+    """verovio's ``transpose`` option (an interval) to show a tune whose key note is ``tonic``
+    in the key of ``key``; validates ``key``.
+
+    A tonic moves the shorter way unless it starts with ``+`` (up) or ``-`` (down).
+
+    >>> _transposition("G", "Bb"), _transposition("+G", "Bb"), _transposition(-3, "D")
+    ('-m3', '+M6', '-m3')
+    >>> _transposition("+M2", "D"), _transposition(None, "D"), _transposition("D", "D")
+    ('+M2', '', '')
+    """
+    problem = (f"key={key!r}: give a tonic such as 'G', 'Bb' or '-F#' (down), an interval "
+               "such as '+M2' or '-m3', or a number of semitones from -24 to 24")
+    if key is None:
+        return ""
+    if isinstance(key, bool) or not isinstance(key, int | str):
+        raise ValueError(problem)
+    if isinstance(key, int):
+        if not -24 <= key <= 24:
+            raise ValueError(problem)
+        if key == 0:
+            return ""
+        octaves, step = divmod(abs(key), 12)
+        name = _INTERVALS[step] if step else "P8"
+        if step and octaves:
+            name = name[0] + str(int(name[1:]) + 7 * octaves)
+        elif not step and octaves > 1:
+            name = "P15"
+        return ("-" if key < 0 else "+") + name
+    text = key.strip()
+    if re.fullmatch(r"[+-]?(P|M|m|d+|A+)\d{1,2}", text):
+        return text if text[0] in "+-" else "+" + text
+    target = re.fullmatch(r"([+-]?)([A-G])(#|b|x|##|bb)?", text)
+    source = re.match(r"([A-G])(#|b)?", tonic)
+    if target is None or source is None:
+        raise ValueError(problem)
+    direction, letter, accidental = target.group(1), target.group(2), target.group(3) or ""
+    steps = (_LETTERS.index(letter) - _LETTERS.index(source.group(1))) % 7
+    semitones = (_PITCH_CLASS[letter] + _ALTER[accidental] - _PITCH_CLASS[source.group(1)]
+                 - _ALTER[source.group(2) or ""]) % 12
+    if steps == 0 and semitones > 6:
+        semitones -= 12  # the same letter a semitone lower: an augmented unison down
+    if steps == 0 and semitones == 0:
+        return ""
+    up = _interval(steps, semitones) if steps else _interval(0, abs(semitones))
+    down = _interval((7 - steps) % 7, (12 - semitones) % 12) if steps else up
+    if steps == 0:
+        return ("-" if semitones < 0 else "+") + up
+    if direction == "+" or (not direction and semitones <= 6):
+        return "+" + up
+    return "-" + down
+
+
+# ---------------------------------------------------------------------------------------------
+# Engraving
+# ---------------------------------------------------------------------------------------------
+
+
+def _options(width: int, transpose: str, input_from: str) -> dict[str, Any]:
+    """Every option we set, every time: a reused toolkit must behave like a fresh one."""
+    return {
+        "inputFrom": input_from,
+        "xmlIdChecksum": True,
+        "scale": SCALE,
+        "pageWidth": max(100, round(width * 100 / SCALE)),
+        "pageHeight": 60000,  # verovio's largest: every system on one page
+        "adjustPageHeight": True,
+        "pageMarginTop": 30,
+        "pageMarginBottom": 30,
+        "pageMarginLeft": 40,
+        "pageMarginRight": 40,
+        "breaks": "auto",
+        "header": "auto",
+        "footer": "none",
+        "transpose": transpose,
+    }
+
+
+_MEI_TAG = re.compile(r"<(/?)(measure|note|rest|tuplet|accid|chord|space|mRest|multiRest|"
+                      r"beatRpt|halfmRpt|mRpt|graceGrp|bTrem|fTrem)\b([^>]*)>")
+_MEI_ACCID = {"s": 1, "f": -1, "n": 0, "ss": 2, "x": 2, "ff": -2}
+_MEI_STEP = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+
+
+def _mei_agrees(mei: str, parsed: ParsedTune) -> bool:
+    """Does verovio's reading (its MEI) hold every note and rest of ours, with the same pitch
+    and length, in the same order?
+
+    Lengths come from ``dur``, ``dots`` and the enclosing tuplets; pitches from ``pname``,
+    ``oct``, the key signature and the written accidentals, which hold to the end of the bar in
+    their octave (a note at the end of a tie is not checked: the tie carries its accidental).
+    """
+    tie_ends = set(re.findall(r'<tie\b[^>]*\bendid="#?([^"]+)"', mei))
+    # the key signature: verovio's own accid.ges cannot be trusted (its ABC reader keeps the
+    # last tune's sharps for a tune in C), so pitches are worked out from keysig
+    keysig = re.search(r'<scoreDef\b[^>]*\bkeysig="(\d)([sf])"', mei)
+    count = int(keysig.group(1)) if keysig else 0
+    order = "fcgdaeb" if keysig and keysig.group(2) == "s" else "beadgcf"
+    in_key = {step: (1 if keysig and keysig.group(2) == "s" else -1) for step in order[:count]}
+    ours = [ev for ev in parsed.events]
+    theirs: list[list[Any]] = []  # [quarter notes, pitch or None, bar number]
+    tuplets: list[Fraction] = []
+    bar = 0
+    section = mei.find("<section")
+    for m in _MEI_TAG.finditer(mei, max(section, 0)):
+        closing, name, attrs = m.group(1), m.group(2), m.group(3)
+        a = dict(re.findall(r'([\w.:]+)="([^"]*)"', attrs))
+        if name == "measure":
+            bar += not closing
+        elif name == "tuplet":
+            if closing:
+                tuplets.pop()
+            else:
+                tuplets.append(Fraction(int(a.get("numbase", 2)), int(a.get("num", 3))))
+        elif name in ("note", "rest") and not closing:
+            whole_notes = {"breve": Fraction(2), "long": Fraction(4)}.get(a.get("dur", ""))
+            if whole_notes is None and a.get("dur", "").isdigit() and int(a["dur"]) > 0:
+                whole_notes = Fraction(1, int(a["dur"]))
+            if "grace" in a or whole_notes is None:
+                return False
+            dots = int(a.get("dots", 0))
+            length = 4 * whole_notes * (2 - Fraction(1, 2**dots))
+            for ratio in tuplets:
+                length *= ratio
+            pitch = None
+            if name == "note":
+                step = (a.get("pname", ""), a.get("oct", ""))
+                if step[0] not in _MEI_STEP or not step[1].lstrip("-").isdigit():
+                    return False
+                pitch = [step, a.get("accid"), a.get("xml:id")]
+            theirs.append([length, pitch, bar])
+        elif name == "accid" and theirs and theirs[-1][1] is not None and not closing:
+            note = theirs[-1][1]  # the note this accidental belongs to
+            note[1] = a.get("accid", note[1])
+        elif name not in ("accid", "note", "rest"):
+            return False  # something our reading does not write: chords, spaces...
+    if len(theirs) != len(ours):
+        return False
+    held: dict[tuple[str, str], int] = {}  # accidentals written earlier in the bar
+    for (length, note, bar), event, (_, _, previous_bar) in zip(
+            theirs, ours, [[0, 0, 0], *theirs], strict=False):
+        if bar != previous_bar:
+            held = {}
+        if length != event.duration or (note is None) != (not event.pitches):
+            return False
+        if note is None:
+            continue
+        (pname, octave), written, xml_id = note
+        if written in _MEI_ACCID:
+            held[(pname, octave)] = _MEI_ACCID[written]
+        alter = held.get((pname, octave), in_key.get(pname, 0))
+        pitch = 12 * (int(octave) + 1) + _MEI_STEP[pname] + alter
+        if pitch != event.pitches[0] and xml_id not in tie_ends:
+            return False
+    return True
+
+
+def _ending_spans(measures: tuple[Measure, ...]) -> list[tuple[int, int, str]]:
+    """Which bars each ending (volta) covers: (first, last, label).
+
+    An ending runs to a repeat sign, a double or final bar line, or the next ending; one left
+    open is as long as the ending before it (or one bar).
+    """
+    spans: list[tuple[int, int, str]] = []
+    i = 0
+    while i < len(measures):
+        label = measures[i].ending
+        if label is None:
+            i += 1
+            continue
+        open_limit = spans[-1][1] - spans[-1][0] + 1 if spans and spans[-1][1] == i - 1 else 1
+        j = i
+        while True:
+            if measures[j].right in ("rptend", "rptboth", "dbl", "end") or j + 1 >= len(measures):
+                break
+            following = measures[j + 1]
+            if following.ending is not None or following.left == "rptstart":
+                break
+            if j - i + 1 >= open_limit and not any(
+                    m.right in ("rptend", "rptboth", "dbl", "end") for m in measures[j + 1:j + 9]):
+                break  # left open: no closing bar line within 8 bars
+            j += 1
+        spans.append((i, j, label))
+        i = j + 1
+    return spans
+
+
+def _write_bars(mei: str, measures: tuple[Measure, ...]) -> str | None:
+    """Put our bar lines, repeats and endings into verovio's MEI (None if the bars differ)."""
+    starts = [m for m in re.finditer(r"<measure\b[^>]*>", mei)]
+    ends = [m.end() for m in re.finditer(r"</measure>", mei)]
+    if len(starts) != len(measures) or len(ends) != len(measures):
+        return None
+    tags = []
+    for m, bar in zip(starts, measures, strict=True):
+        tag = re.sub(r'\s(left|right)="[^"]*"', "", m.group(0))[:-1]
+        if bar.left:
+            tag += f' left="{bar.left}"'
+        tags.append(tag + f' right="{bar.right}">')
+    opening = {first: label for first, _, label in _ending_spans(measures)}
+    closing = {last for _, last, _ in _ending_spans(measures)}
+    out, pos = [], 0
+    for i, m in enumerate(starts):
+        out.append(mei[pos:m.start()])
+        if i in opening:
+            label = re.sub(r"[^0-9,-]", "", opening[i])
+            out.append(f'<ending xml:id="ending-{i}" n="{label}">')
+        out.append(tags[i])
+        out.append(mei[m.end():ends[i]])
+        if i in closing:
+            out.append("</ending>")
+        pos = ends[i]
+    out.append(mei[pos:])
+    return "".join(out)
+
+
+def _pages(tk: Any) -> str:
+    """The score's SVG; pages (there should be one) are stacked if verovio made several."""
+    count = tk.getPageCount()
+    if count <= 1:
+        return tk.renderToSVG(1)
+    pages = [tk.renderToSVG(n) for n in range(1, count + 1)]
+    sizes = [_size(p) for p in pages]
+    width = max(w for w, _ in sizes)
+    height = sum(h for _, h in sizes)
+    parts, y = [], 0.0
+    for page, (_, h) in zip(pages, sizes, strict=True):
+        parts.append(f'<g transform="translate(0,{y:g})">{page}</g>')
+        y += h
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+            f'width="{width:g}px" height="{height:g}px" viewBox="0 0 {width:g} {height:g}">'
+            + "".join(parts) + "</svg>")
+
+
+def _size(svg_text: str) -> tuple[float, float]:
+    """The width and height in pixels of an SVG's root element."""
+    root = svg_text[: svg_text.index(">")]
+    width = re.search(r'\swidth="([\d.]+)(px)?"', root)
+    height = re.search(r'\sheight="([\d.]+)(px)?"', root)
+    if width is None or height is None:
+        raise ValueError("the SVG has no width and height")
+    return float(width.group(1)), float(height.group(1))
+
+
+def engrave(parsed: ParsedTune, *, width: int = 800, key: str | int | None = None,
+            score: Any = None) -> tuple[str, str]:
+    """Engrave a read tune: (SVG text, the way it went: ``"abc"`` or ``"musicxml"``).
+
+    ``score`` is music21's reading of the tune, or a function that makes it; it is needed only
+    when the tune is not plain. See the module's docstring for the two ways.
+    """
+    if isinstance(width, bool) or not isinstance(width, int) or not 200 <= width <= 4000:
+        raise ValueError(f"width={width!r}: give a whole number of pixels from 200 to 4000")
+    tonic = re.match(r"\s*([A-G][#b]?)", parsed.key)
+    transpose = _transposition(key, tonic.group(1) if tonic else "C")
+    tk = _verovio()
+    if parsed.verovio_abc is not None:
+        with _lock:
+            tk.setOptions(_options(width, "", "abc"))
+            mei = tk.getMEI() if tk.loadData(parsed.verovio_abc) else ""
+            if _mei_agrees(mei, parsed):
+                mei = _write_bars(re.sub(r'\saccid\.ges="[^"]*"', "", mei), parsed.measures)
+                if mei is not None:
+                    tk.setOptions(_options(width, transpose, "mei"))
+                    if tk.loadData(mei):
+                        return _pages(tk), "abc"
+    if callable(score):
+        score = score()
+    if score is None:
+        score = music21_score(parsed)
+    xml = musicxml(score).decode("utf-8")
+    with _lock:
+        tk.setOptions(_options(width, transpose, "musicxml"))
+        if not tk.loadData(xml):
+            raise ABCError("verovio could not engrave this tune", abc=parsed.text)
+        return _pages(tk), "musicxml"
+
+
+def svg(tune: Tune, *, width: int = 800, key: str | int | None = None,
+        color_by_surprisal: bool = False) -> str:
+    """The tune's score as SVG text, ``width`` pixels wide (it scales down in narrow cells).
+
+    ``key`` shows it in another key: a tonic (``"G"``, ``"Bb"``, ``"-F#"`` to go down), an
+    interval (``"+M2"``, ``"-m3"``) or semitones (``-2``). With ``color_by_surprisal`` every
+    note and rest is coloured by the probability the model gave it, and a colour key is drawn
+    under the score; the tune needs ``tokens`` and ``logprobs`` for that.
+    """
+    probabilities = tune.note_probabilities() if color_by_surprisal else None
+    parsed = tune.parsed
+    text, _ = engrave(parsed, width=width, key=key, score=lambda: tune.score)
+    width_px, height_px = _size(text)
+    text = re.sub(r"^<svg\b", f'<svg style="max-width:100%;height:auto" '
+                  f'viewBox="0 0 {width_px:g} {height_px:g}"', text, count=1)
+    if probabilities is None:
+        return text
+    return _with_legend(_color_notes(text, probabilities, parsed),
+                        has_given=any(p is None for p in probabilities))
+
+
+# ---------------------------------------------------------------------------------------------
+# Surprisal colouring
+# ---------------------------------------------------------------------------------------------
+
+
+def probability_color(p: float | None) -> str:
+    """The colour (``"#rrggbb"``) for a note the model gave probability ``p``.
+
+    Log scale: 100 % is dark like ordinary ink, 10 % purple-red, 1 % and below bright orange;
+    ``None`` (a given note) is grey.
+
+    >>> probability_color(1.0), probability_color(0.01), probability_color(None)
+    ('#000004', '#f68013', '#a0a0a0')
+    """
+    if p is None:
+        return _GIVEN
+    from matplotlib import colormaps
+
+    p = min(max(float(p), _LOWEST), 1.0) if not math.isnan(p) else _LOWEST
+    surprise = math.log(p) / math.log(_LOWEST)  # 0 at 100 %, 1 at 1 %
+    lo, hi = _COLOR_RANGE
+    r, g, b, _ = colormaps[COLORMAP](lo + (hi - lo) * surprise)
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+
+
+def _color_notes(text: str, probabilities: list[float | None], parsed: ParsedTune) -> str:
+    """Colour the k-th note or rest of the SVG by the k-th probability."""
+    heads = list(re.finditer(r'<g id="[^"]+" class="(note|rest)"', text))
+    written = sum(len(ev.pitches) or 1 for ev in parsed.events)
+    if len(probabilities) != written:
+        raise ValueError(f"cannot colour by surprisal: the score has {written} notes and rests "
+                         f"but the tokens hold {len(probabilities)} pitch and rest tokens")
+    if len(heads) != len(probabilities):
+        raise ValueError(f"cannot colour by surprisal: the engraving shows {len(heads)} notes "
+                         f"and rests for {len(probabilities)} tokens (music21 split some notes)")
+    out, pos = [], 0
+    for m, p in zip(heads, probabilities, strict=True):
+        color = probability_color(p)
+        out.append(text[pos:m.end()])
+        out.append(f' fill="{color}" color="{color}"')
+        pos = m.end()
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def legend_svg(width: float, *, has_given: bool = False) -> str:
+    """The colour key drawn under a coloured score: "note probability: 1 % ... 100 %"."""
+    bar_x, bar_w, bar_y, bar_h = 130.0, min(260.0, max(120.0, width - 330.0)), 8.0, 12.0
+    stops = []
+    for i in range(11):
+        p = _LOWEST ** (1 - i / 10)  # left 1 %, right 100 %
+        stops.append(f'<stop offset="{i / 10:g}" stop-color="{probability_color(p)}"/>')
+    ticks = []
+    for p, label in ((0.01, "≤1%"), (0.1, "10%"), (1.0, "100%")):
+        x = bar_x + bar_w * (1 - math.log(p) / math.log(_LOWEST))
+        ticks.append(f'<line x1="{x:g}" y1="{bar_y + bar_h:g}" x2="{x:g}" '
+                     f'y2="{bar_y + bar_h + 4:g}" stroke="#333"/>'
+                     f'<text x="{x:g}" y="{bar_y + bar_h + 15:g}" text-anchor="middle">'
+                     f"{label}</text>")
+    given = ""
+    if has_given:
+        gx = bar_x + bar_w + 30
+        given = (f'<rect x="{gx:g}" y="{bar_y:g}" width="12" height="{bar_h:g}" '
+                 f'fill="{_GIVEN}"/><text x="{gx + 18:g}" y="{bar_y + 10:g}">given, '
+                 "not sampled</text>")
+    return (f'<g class="legend" font-family="sans-serif" font-size="12" fill="#333">'
+            f'<defs><linearGradient id="folk-sampler-surprisal">{"".join(stops)}'
+            f"</linearGradient></defs>"
+            f'<text x="{bar_x - 8:g}" y="{bar_y + 10:g}" text-anchor="end">note probability'
+            f"</text>"
+            f'<rect x="{bar_x:g}" y="{bar_y:g}" width="{bar_w:g}" height="{bar_h:g}" '
+            f'fill="url(#folk-sampler-surprisal)" stroke="#666" stroke-width="0.5"/>'
+            f'{"".join(ticks)}{given}</g>')
+
+
+def _with_legend(score_svg: str, *, has_given: bool) -> str:
+    """Stack the score and its colour key into one SVG."""
+    width, height = _size(score_svg)
+    legend_height = 44.0
+    inner = re.sub(r'^<svg style="[^"]*" viewBox="[^"]*"', "<svg", score_svg, count=1)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+            f'style="max-width:100%;height:auto" width="{width:g}px" '
+            f'height="{height + legend_height:g}px" '
+            f'viewBox="0 0 {width:g} {height + legend_height:g}">{inner}'
+            f'<g transform="translate(0,{height:g})">{legend_svg(width, has_given=has_given)}'
+            f"</g></svg>")
+
+
+# ---------------------------------------------------------------------------------------------
+# music21: the fallback engraving, MusicXML and MIDI
+# ---------------------------------------------------------------------------------------------
+
+
+def music21_score(parsed: ParsedTune) -> Any:
+    """music21's reading of one tune (a ``Score``); raises :class:`ABCError`.
+
+    music21 reads richer ABC than verovio (several voices, chords, grace notes) but takes
+    ~40 ms a tune. It is given the tune's text with what ABC assumes written out: the version
+    (2.1, so that accidentals hold to the end of the bar), an ``X:`` line, and the ``L:`` unit
+    length, which music21 will not guess.
+    """
+    from music21 import converter, stream
+
+    text = parsed.text
+    if not re.search(r"^\s*L:", text.split("\nK:")[0], flags=re.M):
+        unit = f"L:{parsed.unit.numerator}/{parsed.unit.denominator}\n"
+        text = re.sub(r"^(\s*K:)", lambda m: unit + m.group(1), text, count=1, flags=re.M)
+    if not re.match(r"\s*X:", text):
+        text = "X:1\n" + text
+    text = "%abc-2.1\n" + text  # else music21 reads ABC 1.3: accidentals last one note
+    try:
+        score = converter.parse(text, format="abc", forceSource=True)
+    except Exception as err:  # music21 raises many kinds; to the user they all mean this
+        raise ABCError(f"music21 cannot read this ABC: {type(err).__name__}: {err}",
+                       abc=parsed.text) from err
+    if isinstance(score, stream.Opus):
+        if not score.scores:
+            raise ABCError("music21 found no tune in this ABC", abc=parsed.text)
+        score = score.scores[0]
+    if not score.flatten().notesAndRests:
+        raise ABCError("music21 found no notes in this ABC", abc=parsed.text)
+    return score
+
+
+def notes_from_score(score: Any) -> list[Note]:
+    """The sounding notes of a music21 score (ties merged, grace notes and chord symbols
+    left out), as :class:`toolkit.tune.Note`."""
+    from music21 import harmony
+
+    notes = []
+    for element in score.flatten().stripTies().notes:
+        if isinstance(element, harmony.ChordSymbol) or element.duration.quarterLength == 0:
+            continue
+        for pitch in element.pitches:
+            notes.append(Note(int(pitch.midi), float(element.offset),
+                              float(element.duration.quarterLength)))
+    return sorted(notes, key=lambda n: (n.onset, n.pitch))
+
+
+def musicxml(score: Any) -> bytes:
+    """A music21 score as MusicXML (bytes, UTF-8)."""
+    from music21.musicxml.m21ToXml import GeneralObjectExporter
+
+    return bytes(GeneralObjectExporter(score).parse())
+
+
+def midi(score: Any) -> bytes:
+    """A music21 score as a standard MIDI file (bytes)."""
+    from music21.midi.translate import music21ObjectToMidiFile
+
+    return bytes(music21ObjectToMidiFile(score).writestr())

@@ -1,0 +1,1096 @@
+"""The Tune: one folk tune as ABC text, with its score, its sound and its files.
+
+A :class:`Tune` is what the generator hands back and what a notebook shows. Its heart is the ABC
+text; everything else is derived from it when asked for::
+
+    >>> from toolkit.tune import Tune
+    >>> tune = Tune.from_abc('''X:1
+    ... T:The Kesh (first part)
+    ... M:6/8
+    ... L:1/8
+    ... K:Gmaj
+    ... |:GAG GAB|ABA ABd|edd gdd|edB dBA:|''')
+    >>> tune.title, tune.meter, tune.key
+    ('The Kesh (first part)', '6/8', 'Gmaj')
+    >>> len(tune.notes), tune.notes[0]
+    (24, Note(pitch=67, onset=0.0, duration=0.5))
+    >>> tune.length        # in quarter notes: four bars of 6/8
+    12.0
+
+In Jupyter a tune shows itself as an engraved score with a play button; in a terminal it prints
+its ABC. ``tune.svg()``, ``tune.wav()`` and ``tune.save("out/")`` give the score, the sound and
+the files (.abc, .musicxml, .mid, .wav, .svg); :mod:`toolkit.render` and :mod:`toolkit.audio` do
+the work.
+
+This module also *reads* ABC. :func:`parse_abc` checks the text symbol by symbol, names the line
+and column of anything it cannot read (:class:`ABCError`) and works out the notes that sound --
+pitch, onset and length, ties merged -- without music21, which needs ~40 ms a tune. It reads one
+voice of ABC 2.1: notes with accidentals (which hold to the end of the bar, in every octave, as
+ABC 2.1 says), octave marks and lengths, rests, ties, broken rhythm, tuplets, chords, grace
+notes (not timed), bar lines, repeats and endings, key, meter and unit-length changes in the
+body; decorations, chord symbols, slurs and comments are read and skipped. Tunes with several
+voices (``V:``, ``&``) are played from music21's reading instead.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, NamedTuple
+
+__all__ = [
+    "ABCError", "Note", "Event", "Measure", "ParsedTune", "parse_abc", "tempo_qpm", "Tune",
+    "EXPORT_FORMATS",
+]
+
+#: Every format :meth:`Tune.save` can write, in the order it writes them.
+EXPORT_FORMATS = ("abc", "musicxml", "mid", "wav", "svg")
+
+# Limits that keep a typo from asking for an hour of audio or a note above the piano.
+_MAX_LENGTH = 64  # the longest note, in unit lengths (L:)
+_MAX_DIVISOR = 128  # the shortest note is 1/128 of the unit length
+_MAX_BARS = 64  # the longest multi-bar rest
+
+
+class ABCError(ValueError):
+    """ABC text that cannot be read as a tune.
+
+    The message names the problem and, where it is known, the line and column (both counted
+    from 1) where the reading stopped. The text itself stays available as ``err.abc``, so a
+    broken tune is never lost.
+
+    >>> try:
+    ...     parse_abc("X:1\\nT:Broken\\nK:G\\nAB \\u00a7 c|")
+    ... except ABCError as err:
+    ...     print(err)
+    ...     print(err.line, err.column, err.abc.splitlines()[1])
+    line 4, column 4: '§' is not part of ABC
+    4 4 T:Broken
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        abc: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        self.problem = problem
+        self.abc = abc
+        self.line = line
+        self.column = column
+        where = ""
+        if line is not None:
+            where = f"line {line}, column {column}: " if column is not None else f"line {line}: "
+        super().__init__(where + problem)
+
+
+class Note(NamedTuple):
+    """One sounding note: its MIDI pitch (60 is middle C), onset and length in quarter notes.
+
+    Tied notes are merged into one; rests are the gaps between notes.
+
+    >>> Note(pitch=62, onset=1.5, duration=0.5).end
+    2.0
+    """
+
+    pitch: int
+    onset: float
+    duration: float
+
+    @property
+    def end(self) -> float:
+        """When the note stops, in quarter notes from the start of the tune."""
+        return self.onset + self.duration
+
+
+class Event(NamedTuple):
+    """One written note, chord or rest as it stands in the score (ties not merged).
+
+    ``pitches`` is empty for a rest; onset and duration are exact, in quarter notes.
+    """
+
+    onset: Fraction
+    duration: Fraction
+    pitches: tuple[int, ...]
+
+
+class Measure(NamedTuple):
+    """One bar as written: its bar lines, the ending (volta) it opens, and how long it is.
+
+    ``left`` and ``right`` use MEI's words: ``single``, ``dbl``, ``end``, ``rptstart``,
+    ``rptend``, ``rptboth``, ``dotted``, or ``""`` for no special bar line on the left.
+    """
+
+    left: str
+    right: str
+    ending: str | None
+    length: Fraction
+
+
+@dataclass(frozen=True)
+class ParsedTune:
+    """What :func:`parse_abc` read from one tune's ABC text.
+
+    ``verovio_abc`` is a plain copy of the tune that verovio's own ABC reader takes in
+    exactly (every bar line written ``|``; repeats and endings are kept in ``measures``), or
+    ``None`` when the tune uses something that reader does not handle (chords, grace notes,
+    key changes...): then ``not_plain`` says what, and the score is engraved through music21.
+    """
+
+    text: str
+    title: str
+    meter: str | None
+    unit: Fraction
+    key: str
+    tempo: str | None
+    events: tuple[Event, ...]
+    notes: tuple[Note, ...]
+    measures: tuple[Measure, ...]
+    length: Fraction
+    voices: int
+    verovio_abc: str | None
+    not_plain: str | None
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys, meters, lengths and tempo
+# ---------------------------------------------------------------------------------------------
+
+_SHARPS = "FCGDAEB"  # the order sharps enter a key signature; flats enter in reverse
+_TONIC_FIFTHS = {"C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5, "F": -1}
+_MODE_FIFTHS = {"maj": 0, "ion": 0, "min": -3, "aeo": -3, "m": -3,
+                "mix": -1, "dor": -2, "phr": -4, "lyd": 1, "loc": -5}
+_MODE_NAMES = {"ion": "maj", "aeo": "min", "m": "min"}  # spelt so verovio reads them
+_STEP = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_ACCIDENTAL = {"^^": 2, "^": 1, "=": 0, "_": -1, "__": -2}
+_CLEFS = {"treble", "bass", "alto", "tenor", "perc", "none", "bass3", "alto1", "alto2"}
+
+
+def _key_signature(value: str) -> tuple[dict[str, int], str | None, bool]:
+    """Read a K: field: (sharps and flats by letter, key for verovio, plain?).
+
+    The key for verovio is ``None`` for a tune with no key signature (``K:none``); *plain*
+    is False when the field sets a clef or explicit accidentals.
+
+    >>> _key_signature("Ador")
+    ({'F': 1}, 'Ador', True)
+    >>> _key_signature("Bb")
+    ({'B': -1, 'E': -1}, 'Bb', True)
+    >>> _key_signature("H#lydian")
+    Traceback (most recent call last):
+    ...
+    toolkit.tune.ABCError: cannot read 'H#lydian' in the key K:H#lydian
+    """
+    v = value.strip()
+    if v.startswith(("HP", "Hp")):  # Highland pipes
+        return ({"F": 1, "C": 1} if v.startswith("Hp") else {}), None, False
+    m = re.match(r"([A-G])([#b]?)", v)
+    if m is None:  # no tonic: K:none, or only a clef
+        words = v.split()
+        if words and words[0].lower() == "none":
+            words = words[1:]
+        return _key_extras({}, words, v), None, not words
+    tonic, accidental = m.group(1), m.group(2)
+    words = v[m.end():].split()
+    mode = ""
+    if words and re.fullmatch(r"[A-Za-z]+", words[0]) and words[0].lower() not in _CLEFS | {
+            "exp"}:
+        mode = words.pop(0)
+    elif v[m.end():m.end() + 1].isalpha():  # "Gclef=bass": a mode glued to something else
+        raise ABCError(f"cannot read the key K:{v}")
+    mode_key = "m" if mode.lower() == "m" else mode.lower()[:3]
+    if mode and mode_key not in _MODE_FIFTHS:
+        raise ABCError(f"unknown mode {mode!r} in K:{v} "
+                       "(use maj, min, m, dor, mix, lyd, phr, loc, aeo or ion)")
+    fifths = _TONIC_FIFTHS[tonic] + {"#": 7, "b": -7, "": 0}[accidental]
+    fifths += _MODE_FIFTHS[mode_key] if mode else 0
+    if not -7 <= fifths <= 7:
+        raise ABCError(f"K:{v} would need {abs(fifths)} sharps or flats (at most 7)")
+    sig = {s: 1 for s in _SHARPS[:fifths]} if fifths > 0 else {}
+    sig.update({s: -1 for s in _SHARPS[::-1][:-fifths]} if fifths < 0 else {})
+    name = tonic + accidental + (_MODE_NAMES.get(mode_key, mode_key) if mode else "")
+    return _key_extras(sig, words, v), name, not words
+
+
+def _key_extras(sig: dict[str, int], words: list[str], value: str) -> dict[str, int]:
+    """Apply what follows a key's tonic and mode: explicit accidentals, clef settings."""
+    sig = dict(sig)
+    for word in words:
+        acc = re.fullmatch(r"(\^\^|\^|__|_|=)([A-Ga-g])", word)
+        if acc:
+            sig[acc.group(2).upper()] = _ACCIDENTAL[acc.group(1)]
+        elif word.lower() == "exp":
+            sig.clear()
+        elif word.lower() in _CLEFS or re.fullmatch(r"[A-Za-z.]+=\S*|[A-Za-z]+[+-]8", word):
+            pass  # clef=, middle=, transpose=, octave=, stafflines=: no change to pitches
+        else:
+            raise ABCError(f"cannot read {word!r} in the key K:{value}")
+    return sig
+
+
+def _meter(value: str) -> tuple[str | None, Fraction | None, bool]:
+    """Read an M: field: (meter as written, bar length in quarter notes, plain?).
+
+    >>> _meter("6/8")
+    ('6/8', Fraction(3, 1), True)
+    >>> _meter("C|")
+    ('C|', Fraction(4, 1), True)
+    >>> _meter("none")
+    (None, None, True)
+    """
+    v = value.strip()
+    if v.lower() in ("", "none"):
+        return None, None, True
+    if v in ("C", "C|"):
+        return v, Fraction(4), True
+    m = re.fullmatch(r"\(?(\d+(?:\s*\+\s*\d+)*)\)?\s*/\s*(\d+)", v)
+    if m is None:
+        raise ABCError(f"cannot read the meter M:{v} (write it like M:6/8, M:C or M:none)")
+    top = sum(int(n) for n in m.group(1).split("+"))
+    bottom = int(m.group(2))
+    if not 0 < top <= 64 or not 0 < bottom <= 64:
+        raise ABCError(f"the meter M:{v} is out of range")
+    plain = "+" not in v and "(" not in v and bottom & (bottom - 1) == 0
+    return v.replace(" ", ""), Fraction(4 * top, bottom), plain
+
+
+def _compound(meter: str | None) -> bool:
+    """Is the meter compound (6/8, 9/8, 12/8...: beats of three)?"""
+    m = re.fullmatch(r"(\d+)/(\d+)", meter or "")
+    return m is not None and int(m.group(1)) % 3 == 0 and int(m.group(1)) > 3
+
+
+def _unit_length(value: str) -> Fraction:
+    """Read an L: field as a fraction of a whole note, like ``1/8``."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value)
+    if m is None or int(m.group(1)) == 0 or int(m.group(2)) == 0:
+        raise ABCError(f"cannot read the unit length L:{value.strip()} (write it like L:1/8)")
+    unit = Fraction(int(m.group(1)), int(m.group(2)))
+    if not Fraction(1, 256) <= unit <= 4:
+        raise ABCError(f"the unit length L:{value.strip()} is out of range")
+    return unit
+
+
+def _default_unit(bar: Fraction | None) -> Fraction:
+    """ABC's default unit length: 1/16 when a bar is shorter than 3/4 of a whole note, else 1/8."""
+    return Fraction(1, 16) if bar is not None and bar / 4 < Fraction(3, 4) else Fraction(1, 8)
+
+
+def tempo_qpm(value: str, unit: Fraction = Fraction(1, 8)) -> float | None:
+    """Quarter notes a minute for a tempo written as in an ABC ``Q:`` field.
+
+    ``"1/4=120"`` is 120; ``"3/8=100"`` (a jig at 100 dotted quarters) is 150; a bare number
+    counts unit lengths (ABC 1.6). ``None`` when the field holds no number (``"Allegro"``).
+
+    >>> tempo_qpm("3/8=100"), tempo_qpm('"Lively" 1/2=90'), tempo_qpm("Allegro")
+    (150.0, 180.0, None)
+    """
+    m = re.search(r"((?:\d+/\d+\s*)+)=\s*(\d+(?:\.\d*)?)", value)
+    if m:
+        beat = sum(Fraction(b) for b in m.group(1).split())
+        return float(beat * 4 * Fraction(m.group(2)))
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*", value)
+    if m:
+        return float(unit * 4 * Fraction(m.group(1)))
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The body, symbol by symbol
+# ---------------------------------------------------------------------------------------------
+
+_LEN = r"\d*/*\d*"
+_SYMBOL = re.compile(
+    rf"""
+      (?P<space>[ \t]+)
+    | (?P<comment>%.*)
+    | (?P<cont>\\\s*$)
+    | (?P<field>\[[A-Za-z]:[^\]\n]*\])
+    | (?P<bar>(?P<barline>:*\[?\|[|\]]*:*|::+|\.\|)(?P<barend>\[?\d+(?:[,-]\d+)*)?)
+    | (?P<ending>\[\d+(?:[,-]\d+)*)
+    | (?P<tuplet>\((?P<p>[2-9])(?::(?P<q>[1-9]?))?(?::(?P<r>[1-9]?))?)
+    | (?P<slur>\.?\(|\))
+    | (?P<tie>\.?-)
+    | (?P<grace>\{{/?|\}})
+    | (?P<chord>\[)
+    | (?P<chordend>\](?P<clen>{_LEN}))
+    | (?P<note>(?P<acc>\^\^|\^|__|_|=)?(?P<letter>[A-Ga-g])(?P<oct>[',]*)(?P<len>{_LEN}))
+    | (?P<rest>[zx](?P<rlen>{_LEN}))
+    | (?P<mrest>[ZX](?P<bars>\d*))
+    | (?P<broken><{{1,3}}|>{{1,3}})
+    | (?P<text>"[^"\n]*")
+    | (?P<deco>![^!\n]*!|\+[^+\n]*\+|[.~H-Wh-wy])
+    | (?P<misc>[$&`!*])
+    """,
+    re.VERBOSE,
+)
+# a field on a line of its own in the body: not a note or rest letter followed by ':' ("A:|")
+_BODY_FIELD = re.compile(r"([H-Wh-wY+]):(.*)")
+_PLAIN_TUPLETS = {2, 3, 4, 6, 8}  # verovio's reader gives these their standard ratios
+# decorations verovio engraves; others (rolls ~, !slide!...) stay out of its copy
+_VEROVIO_DECORATIONS = {".", "T", "H", "u", "v", "!trill!", "!fermata!", "!accent!", "!>!",
+                        "!tenuto!", "!upbow!", "!downbow!", "!staccato!"}
+
+
+def _bar_lines(bar: str) -> tuple[str, str]:
+    """MEI's words for a bar-line symbol: (the right line of the bar it closes, the left line
+    of the bar it opens).
+
+    >>> _bar_lines("|"), _bar_lines(":|"), _bar_lines("|:"), _bar_lines("::"), _bar_lines("|]")
+    (('single', ''), ('rptend', ''), ('single', 'rptstart'), ('rptboth', ''), ('end', ''))
+    """
+    if bar.startswith(":") and (bar.endswith(":") or "|" not in bar):
+        return "rptboth", ""
+    if bar.startswith(":"):
+        return "rptend", ""
+    if bar.endswith(":"):
+        return ("dbl" if "||" in bar else "single"), "rptstart"
+    if bar == ".|":
+        return "dotted", ""
+    if bar.endswith("]"):
+        return "end", ""
+    if "||" in bar or "[|" in bar:
+        return "dbl", ""
+    return "single", ""
+
+
+def _plain_length(whole_notes: Fraction) -> bool:
+    """Can one note (plain, dotted or double-dotted) of this length be written?
+
+    >>> _plain_length(Fraction(3, 8)), _plain_length(Fraction(5, 8))
+    (True, False)
+    """
+    num, den = whole_notes.numerator, whole_notes.denominator
+    while num % 2 == 0:
+        num //= 2
+    return num in (1, 3, 7) and den & (den - 1) == 0 and Fraction(1, 128) <= whole_notes <= 2
+
+
+class _Reader:
+    """Reads the body of one tune symbol by symbol; see :func:`parse_abc`."""
+
+    def __init__(self, text: str, sig: dict[str, int], unit: Fraction, bar: Fraction | None,
+                 compound: bool) -> None:
+        self.text = text
+        self.sig, self.unit, self.bar, self.compound = sig, unit, bar, compound
+        self.time = Fraction(0)
+        self.bar_start = Fraction(0)
+        self.bar_accidentals: dict[str, int] = {}  # letter -> alteration, to the bar's end
+        self.shown: dict[tuple[str, int], int] = {}  # what the engraving shows, by octave
+        self.events: list[Event] = []
+        self.notes: list[list[Any]] = []  # [pitch, onset, duration]: ties may lengthen them
+        self.last: list[int] = []  # the notes (indices in self.notes) of the last note or chord
+        self.tied: dict[int, int] = {}  # pitch -> index in self.notes, waiting for its tie
+        self.tied_steps: dict[tuple[str, int], int] = {}  # (letter, octave) -> tied pitch
+        self.broken: Fraction | None = None  # length factor waiting for the next note
+        self.broken_at: tuple[int, int] = (0, 0)
+        self.tuplet: tuple[Fraction, int] | None = None  # (ratio, notes left)
+        self.chord: list[tuple[int, Fraction]] | None = None
+        self.grace = False
+        self.measures: list[Measure] = []
+        self.content = False  # anything timed since the last bar line?
+        self.left: str = ""
+        self.ending: str | None = None
+        self.voices = 1
+        self.continued = False
+        self.not_plain: str | None = None
+        self.pieces: list[tuple[str, Any]] = []  # the plain copy for verovio, built as we go
+
+    def error(self, problem: str, line: int, column: int) -> ABCError:
+        return ABCError(problem, abc=self.text, line=line, column=column)
+
+    def unplain(self, why: str) -> None:
+        if self.not_plain is None:
+            self.not_plain = why
+
+    # -- pitches and lengths -------------------------------------------------------------------
+    def pitch(self, acc: str, letter: str, octave: str, pos: tuple[int, int]) -> tuple[int, str]:
+        """The MIDI pitch of a note, and the accidental the engraving must write before it.
+
+        As ABC 2.1 says, an accidental holds for its letter in every octave to the end of the
+        bar, and a tie carries a note's accidental over the bar line. Staff notation carries
+        accidentals in their own octave only, so where the two differ the accidental is
+        written out for the engraving.
+        """
+        step = letter.upper()
+        number = (5 if letter.islower() else 4) + octave.count("'") - octave.count(",")
+        tied = not acc and (step, number) in self.tied_steps
+        if acc:
+            alter = self.bar_accidentals[step] = _ACCIDENTAL[acc]
+        elif tied:
+            alter = self.tied_steps[(step, number)]
+        else:
+            alter = self.bar_accidentals.get(step, self.sig.get(step, 0))
+        written = acc
+        if not acc and not tied and alter != self.shown.get((step, number),
+                                                              self.sig.get(step, 0)):
+            written = {2: "^^", 1: "^", 0: "=", -1: "_", -2: "__"}[alter]
+        if written:
+            self.shown[(step, number)] = alter
+        midi = 12 * (number + 1) + _STEP[step] + alter
+        if not 0 <= midi <= 127:
+            raise self.error(f"the note {acc}{letter}{octave} is out of range", *pos)
+        return midi, written
+
+    def length(self, text: str, pos: tuple[int, int]) -> Fraction:
+        m = re.fullmatch(r"(\d*)(/*)(\d*)", text)
+        if m is None or (m.group(3) and len(m.group(2)) > 1):
+            raise self.error(f"cannot read the note length {text!r}", *pos)
+        num = int(m.group(1)) if m.group(1) else 1
+        den = int(m.group(3)) if m.group(3) else 2 ** len(m.group(2))
+        if num == 0 or den == 0:
+            raise self.error(f"a note length of zero ({text!r})", *pos)
+        if num > _MAX_LENGTH or den > _MAX_DIVISOR:
+            raise self.error(f"the note length {text!r} is out of range", *pos)
+        return Fraction(num, den)
+
+    # -- timed symbols -------------------------------------------------------------------------
+    def sound(self, pitches: list[int], written: Fraction, piece: str) -> None:
+        """A note, chord or rest (no pitches) of ``written`` unit lengths starts now."""
+        if self.grace:
+            return
+        whole = written * self.unit
+        if not _plain_length(whole):
+            self.unplain(f"a length verovio cannot write as one note ({piece})")
+        if self.broken is not None:
+            whole *= self.broken
+            self.broken = None
+        closing_tuplet = False
+        if self.tuplet is not None:
+            ratio, left = self.tuplet
+            whole *= ratio
+            self.tuplet = (ratio, left - 1) if left > 1 else None
+            closing_tuplet = left == 1
+        duration = whole * 4
+        self.events.append(Event(self.time, duration, tuple(pitches)))
+        self.pieces.append(("note", (piece, self.time - self.bar_start)))
+        if closing_tuplet:
+            self.pieces.append(("tuplet_end", None))
+        tied, self.tied, self.tied_steps = self.tied, {}, {}
+        self.last = []
+        for p in pitches:
+            if p in tied:
+                self.notes[tied[p]][2] += duration
+                self.last.append(tied[p])
+            else:
+                self.notes.append([p, self.time, duration])
+                self.last.append(len(self.notes) - 1)
+        self.time += duration
+        self.content = True
+
+    def tie(self, steps: list[tuple[str, int]]) -> None:
+        """A tie: the notes just written carry on into the next notes of the same pitch."""
+        self.tied = {self.notes[i][0]: i for i in self.last}
+        for (step, number), i in zip(steps, self.last, strict=False):
+            self.tied_steps[(step, number)] = self.notes[i][0] - 12 * (number + 1) - _STEP[step]
+
+    def broken_rhythm(self, symbol: str, pos: tuple[int, int]) -> None:
+        if not self.content or self.broken is not None:
+            raise self.error(f"a broken rhythm {symbol!r} needs a note before it", *pos)
+        dots = len(symbol)
+        longer, shorter = 2 - Fraction(1, 2**dots), Fraction(1, 2**dots)
+        first, second = (longer, shorter) if symbol[0] == ">" else (shorter, longer)
+        last = self.events[-1]
+        extra = last.duration * (first - 1)
+        self.events[-1] = Event(last.onset, last.duration * first, last.pitches)
+        for i in self.last:
+            self.notes[i][2] += extra
+        self.time += extra
+        self.broken, self.broken_at = second, pos
+        self.pieces.append(("broken", symbol))
+
+    def bar_line(self, bar: str, ending: str | None, pos: tuple[int, int]) -> None:
+        if self.broken is not None:
+            raise self.error("a broken rhythm '>' or '<' needs a note after it", *self.broken_at)
+        right, opens = _bar_lines(bar)
+        if self.content:
+            self.measures.append(Measure(self.left, right, self.ending,
+                                         self.time - self.bar_start))
+            self.left, self.ending = opens, None
+            self.pieces.append(("bar", None))
+        else:  # a bar line before any music, or two in a row (":| |:")
+            self.left = opens or self.left
+            if self.measures and right != "single" and self.measures[-1].right == "single":
+                self.measures[-1] = self.measures[-1]._replace(right=right)
+        if ending is not None:
+            self.ending = ending.lstrip("[")
+        self.content = False
+        self.bar_start = self.time
+        self.bar_accidentals, self.shown = {}, {}
+        self.tuplet = None
+
+    def finish(self) -> None:
+        if self.broken is not None:
+            raise self.error("a broken rhythm '>' or '<' needs a note after it", *self.broken_at)
+        if self.grace:
+            raise ABCError("grace notes '{' are never closed with '}'", abc=self.text)
+        if self.content:
+            self.measures.append(Measure(self.left, "single", self.ending,
+                                         self.time - self.bar_start))
+            self.pieces.append(("bar", None))
+
+    # -- one line of music ---------------------------------------------------------------------
+    def line(self, line: str, number: int) -> None:
+        i = 0
+        steps: list[tuple[str, int]] = []  # letters and octaves of the last note or chord
+        while i < len(line):
+            m = _SYMBOL.match(line, i)
+            pos = (number, i + 1)
+            if m is None:
+                raise self.error(_unreadable(line[i]), *pos)
+            i = m.end()
+            kind = m.lastgroup
+            if kind == "comment":
+                break
+            if kind == "space":
+                self.pieces.append(("space", None))
+                continue
+            if kind == "cont":
+                self.continued = True
+                continue
+            if self.chord is not None and kind not in ("note", "chordend", "tie", "deco", "text"):
+                raise self.error("a chord '[' is not closed with ']' before this", *pos)
+            if kind == "note":
+                letter, octave = m.group("letter"), m.group("oct")
+                p, written = self.pitch(m.group("acc") or "", letter, octave, pos)
+                n = self.length(m.group("len"), pos)
+                step = (letter.upper(), (5 if letter.islower() else 4) + octave.count("'")
+                        - octave.count(","))
+                if self.chord is not None:
+                    self.chord.append((p, n))
+                    steps.append(step)
+                else:
+                    self.sound([p], n, written + letter + octave + m.group("len"))
+                    steps = [step]
+            elif kind == "rest":
+                if m.group(0)[0] == "x":
+                    self.unplain("an invisible rest (x)")
+                self.sound([], self.length(m.group("rlen"), pos), "z" + m.group("rlen"))
+                steps = []
+            elif kind == "mrest":
+                bars = int(m.group("bars") or 1)
+                if self.bar is None:
+                    raise self.error("a multi-bar rest (Z) needs a meter", *pos)
+                if bars > _MAX_BARS:
+                    raise self.error(f"a rest of {bars} bars is out of range", *pos)
+                self.unplain("a multi-bar rest (Z)")
+                self.sound([], self.bar * bars / 4 / self.unit, m.group(0))
+                steps = []
+            elif kind == "bar":
+                self.bar_line(m.group("barline"), m.group("barend"), pos)
+            elif kind == "ending":
+                self.ending = m.group(0)[1:]
+            elif kind == "tuplet":
+                p = int(m.group("p"))
+                q = int(m.group("q")) if m.group("q") else (
+                    3 if p in (2, 4, 8) else 2 if p in (3, 6) else 3 if self.compound else 2)
+                r = int(m.group("r")) if m.group("r") else p
+                if p not in _PLAIN_TUPLETS or m.group("q") is not None:
+                    self.unplain(f"the tuplet {m.group(0)}")
+                self.tuplet = (Fraction(q, p), r)
+                self.pieces.append(("tuplet", m.group(0)))
+            elif kind == "slur":
+                self.pieces.append(("mark", m.group(0).lstrip(".")))
+            elif kind == "tie":
+                if self.chord is None:
+                    self.tie(steps)
+                    self.pieces.append(("mark", "-"))
+            elif kind == "grace":
+                opening = m.group(0).startswith("{")
+                if opening == self.grace:
+                    raise self.error("grace notes '{' and '}' do not pair up", *pos)
+                self.grace = opening
+                self.unplain("grace notes")
+            elif kind == "chord":
+                self.chord = []
+                steps = []
+                self.unplain("chords")
+            elif kind == "chordend":
+                if self.chord is None:
+                    raise self.error("']' closes a chord that was never opened", *pos)
+                if not self.chord:
+                    raise self.error("an empty chord '[]'", *pos)
+                outer = self.length(m.group("clen"), pos)
+                chord, self.chord = self.chord, None
+                self.sound([p for p, _ in chord], chord[0][1] * outer, "[chord]")
+            elif kind == "broken":
+                self.broken_rhythm(m.group(0), pos)
+            elif kind == "field":
+                self.field(m.group(0)[1], m.group(0)[3:-1], pos)
+            elif kind == "text":
+                if m.group(0)[1:2] not in ("^", "_", "<", ">", "@"):
+                    self.pieces.append(("mark", m.group(0)))
+            elif kind == "deco":
+                if m.group(0) in _VEROVIO_DECORATIONS:
+                    self.pieces.append(("mark", m.group(0)))
+            elif kind == "misc" and m.group(0) == "&":
+                self.voices = max(self.voices, 2)
+        if self.chord is not None:
+            raise self.error("a chord '[' is not closed with ']' on its line", number, len(line))
+        if not self.continued:
+            self.pieces.append(("line", None))
+        self.continued = False
+
+    def field(self, key: str, value: str, pos: tuple[int, int]) -> None:
+        """A field in the body: on a line of its own, or inline like ``[K:G]``."""
+        try:
+            if key == "K":
+                self.sig = _key_signature(value)[0]
+            elif key == "L":
+                self.unit = _unit_length(value)
+            elif key == "M":
+                _, self.bar, _ = _meter(value)
+            elif key == "V":
+                self.voices += 1
+        except ABCError as err:
+            raise self.error(err.problem, *pos) from None
+        if key == "X":
+            raise self.error("a second tune starts here (X:); a Tune holds one tune", *pos)
+        if key not in "rIN":  # remarks, instructions and notes change nothing
+            self.unplain(f"a {key}: field in the body")
+
+
+def _unreadable(ch: str) -> str:
+    """Why a character cannot start any ABC symbol, in words."""
+    if ch.isdigit() or ch == "/":
+        return f"a note length {ch!r} with no note before it"
+    if ch == "]":
+        return "']' closes a chord that was never opened"
+    if ch == '"':
+        return "a chord symbol or annotation is missing its closing '\"'"
+    if ch == "[":
+        return "'[' opens a chord or a field that is never closed"
+    if ch == "+":
+        return "a decoration '+' is missing its closing '+'"
+    if ch in "^_=":
+        return f"an accidental {ch!r} with no note after it"
+    return f"{ch!r} is not part of ABC"
+
+
+# ---------------------------------------------------------------------------------------------
+# The plain copy for verovio
+# ---------------------------------------------------------------------------------------------
+
+
+def _beam_group(meter: str | None) -> Fraction | None:
+    """How long one beamed group of short notes is, in quarter notes (None: follow spaces)."""
+    if meter in ("C", "C|"):
+        return Fraction(2)
+    m = re.fullmatch(r"(\d+)/(\d+)", meter or "")
+    if m is None:
+        return None
+    top, bottom = int(m.group(1)), int(m.group(2))
+    if _compound(meter):
+        return Fraction(12, bottom)  # a dotted beat
+    if bottom == 2 or (top, bottom) == (4, 4):
+        return Fraction(2)
+    if bottom == 4:
+        return Fraction(1)
+    if (top, bottom) == (3, 8):
+        return Fraction(3, 2)
+    return None
+
+
+def _verovio_copy(header: list[str], pieces: list[tuple[str, Any]], measures: list[Measure],
+                  meter: str | None, bar: Fraction | None) -> str:
+    """Write the plain ABC that verovio reads: bar lines as '|', beams broken on the beat,
+    tuplets closed off by spaces."""
+    group = _beam_group(meter)
+    out: list[str] = []
+    in_tuplet = False
+    measure = 0
+    shift = Fraction(0)
+    if measures and bar is not None and measures[0].length < bar:
+        shift = bar - measures[0].length  # a pickup: its notes stand at the end of a bar
+    for kind, value in pieces:
+        if kind == "note":
+            text, onset = value
+            onset += shift if measure == 0 else 0
+            if group is not None and not in_tuplet and onset % group == 0:
+                out.append(" ")
+            out.append(text)
+        elif kind == "tuplet_end":
+            out.append(" ")
+            in_tuplet = False
+        elif kind == "space":
+            if not in_tuplet:
+                out.append(" ")
+        elif kind == "broken":
+            while out and out[-1] == " ":
+                out.pop()
+            out.append(value)
+        elif kind == "tuplet":
+            out.append(" " + value)
+            in_tuplet = True
+        elif kind == "bar":
+            out.append(" |")
+            measure += 1
+            in_tuplet = False
+        elif kind == "line":
+            out.append("\n")
+        else:  # slurs, ties, chord symbols, decorations
+            out.append(value)
+    lines = (re.sub(r" +", " ", line).strip() for line in "".join(out).split("\n"))
+    return "\n".join(header) + "\n" + "\n".join(line for line in lines if line) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a whole tune
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_abc(text: str | bytes) -> ParsedTune:
+    """Read the ABC text of one tune; raise :class:`ABCError` where it cannot be read.
+
+    The header runs from the first line to the ``K:`` (key) line; ``X:``, ``T:``, ``M:``,
+    ``L:``, ``Q:`` and ``K:`` are read, other header fields are kept in the text but not used.
+    The body is read symbol by symbol.
+
+    >>> tune = parse_abc("X:1\\nM:3/4\\nL:1/8\\nK:D\\nA>B c2- c2 | d6 |]")
+    >>> [(n.pitch, n.onset, n.duration) for n in tune.notes]
+    [(69, 0.0, 0.75), (71, 0.75, 0.25), (73, 1.0, 2.0), (74, 3.0, 3.0)]
+    >>> [m.right for m in tune.measures]
+    ['single', 'end']
+    """
+    if isinstance(text, bytes | bytearray):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ABCError(f"the ABC is not UTF-8 text ({err.reason} at byte {err.start})",
+                           abc=bytes(text).decode("utf-8", "replace")) from None
+    if not isinstance(text, str):
+        raise TypeError(f"ABC text must be a str, not {type(text).__name__}")
+    if not text.strip():
+        raise ABCError("the ABC text is empty", abc=text)
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+    # -- the header ----------------------------------------------------------------------------
+    fields: dict[str, tuple[str, int]] = {}
+    titles: list[str] = []
+    k_line = 0
+    for number, line in enumerate(lines, 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("%"):
+            continue
+        m = re.match(r"([A-Za-z+]):(.*)", stripped)
+        if m is None:
+            raise ABCError("music before the K: (key) field; the header must end with a K: line",
+                           abc=text, line=number, column=1)
+        key, value = m.group(1), m.group(2).split("%")[0].strip()
+        if key == "X" and "X" in fields:
+            raise ABCError("a second tune starts here (X:); a Tune holds one tune",
+                           abc=text, line=number, column=1)
+        if key == "T":
+            titles.append(value)
+        fields.setdefault(key, (value, number))
+        if key == "K":
+            k_line = number
+            break
+    if not k_line:
+        raise ABCError("no K: (key) field: an ABC tune needs a header ending with K:, "
+                       "like X:1 / M:6/8 / L:1/8 / K:G", abc=text)
+
+    def header(key: str, read: Any, default: str) -> Any:
+        value, number = fields.get(key, (default, 0))
+        try:
+            return read(value)
+        except ABCError as err:
+            raise ABCError(err.problem, abc=text, line=number, column=1) from None
+
+    meter, bar, meter_plain = header("M", _meter, "none")
+    unit = header("L", _unit_length, "") if "L" in fields else _default_unit(bar)
+    if not fields["K"][0]:
+        raise ABCError("the K: (key) field is empty (write e.g. K:G, K:Ador or K:none)",
+                       abc=text, line=k_line, column=1)
+    sig, key_name, key_plain = header("K", _key_signature, "")
+    tempo = fields["Q"][0] if "Q" in fields else None
+    qpm = tempo_qpm(tempo, unit) if tempo is not None else None
+    if qpm is not None and not 20 <= qpm <= 400:
+        raise ABCError(f"the tempo Q:{tempo} is {qpm:g} quarter notes a minute "
+                       "(20 to 400 can be played)", abc=text, line=fields["Q"][1], column=1)
+
+    # -- the body ------------------------------------------------------------------------------
+    reader = _Reader(text, sig, unit, bar, _compound(meter))
+    if not meter_plain:
+        reader.unplain(f"the meter M:{meter}")
+    if not key_plain:
+        reader.unplain(f"the key K:{fields['K'][0]}")
+    if unit.numerator != 1 or unit.denominator & (unit.denominator - 1):
+        reader.unplain(f"the unit length L:{fields['L'][0]}")
+    for number, line in enumerate(lines[k_line:], k_line + 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("%"):
+            continue
+        m = _BODY_FIELD.match(stripped) or re.match(r"([KLMPQTVX]):(.*)", stripped)
+        if m:
+            reader.field(m.group(1), m.group(2).split("%")[0], (number, 1))
+            continue
+        reader.line(line.rstrip(), number)
+    reader.finish()
+    if not reader.events:
+        raise ABCError("the tune has no notes or rests", abc=text)
+    if reader.voices > 1:
+        reader.unplain("several voices")
+
+    verovio_abc = None
+    if reader.not_plain is None:
+        head = ["X:1"]
+        if titles and titles[0]:
+            head.append("T:" + titles[0])
+        if meter is not None:
+            head.append("M:" + meter)
+        head.append(f"L:{unit.numerator}/{unit.denominator}")
+        head.append("K:" + (key_name or "C"))
+        verovio_abc = _verovio_copy(head, reader.pieces, reader.measures, meter, bar)
+
+    notes = sorted((Note(int(p), float(on), float(d)) for p, on, d in reader.notes),
+                   key=lambda n: (n.onset, n.pitch))
+    return ParsedTune(
+        text=text,
+        title=titles[0] if titles else "",
+        meter=meter,
+        unit=unit,
+        key=fields["K"][0],
+        tempo=tempo,
+        events=tuple(reader.events),
+        notes=tuple(notes),
+        measures=tuple(reader.measures),
+        length=reader.time,
+        voices=reader.voices,
+        verovio_abc=verovio_abc,
+        not_plain=reader.not_plain,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The Tune
+# ---------------------------------------------------------------------------------------------
+
+_PITCH_TOKEN = re.compile(r"^(\^\^|\^|__|_|=)?[A-Ga-g][',]*$")
+
+
+@dataclass(repr=False)
+class Tune:
+    """One tune: its ABC text and, when a model wrote it, the model's tokens and how likely
+    the model found each one.
+
+    ``logprobs[i]`` is the natural log of the probability the model gave ``tokens[i]``, or
+    ``None`` for a token that was given rather than sampled (the conditioning header, a primer).
+    ``settings`` records how the tune was made (sampler, seed, meter, mode, style...).
+
+    Build one from any ABC with :meth:`from_abc`, which checks the text; the generator builds
+    them directly, so a tune the model got wrong still exists and can show what went wrong.
+    """
+
+    abc: str
+    tokens: list[str] | None = None
+    logprobs: list[float | None] | None = None
+    settings: dict = field(default_factory=dict)
+    _memo: dict = field(default_factory=dict, init=False, compare=False)
+
+    @classmethod
+    def from_abc(cls, text: str | bytes) -> Tune:
+        """A tune from ABC text, checked: raises :class:`ABCError` naming the line and column
+        of the first thing that cannot be read.
+
+        >>> Tune.from_abc("X:1\\nK:G\\nGABc d2B2|").title
+        ''
+        >>> Tune.from_abc("X:1\\nT:Only a header\\nK:G\\n")
+        Traceback (most recent call last):
+        ...
+        toolkit.tune.ABCError: the tune has no notes or rests
+        """
+        parsed = parse_abc(text)
+        tune = cls(abc=parsed.text)
+        tune._memo[("parsed", tune.abc)] = parsed
+        return tune
+
+    def _cached(self, what: str, make: Any) -> Any:
+        """Work something out once per ABC text (a changed ``abc`` is read afresh)."""
+        key = (what, self.abc)
+        if key not in self._memo:
+            for old in [k for k in self._memo if k[0] == what]:
+                del self._memo[old]
+            self._memo[key] = make()
+        return self._memo[key]
+
+    # -- what the ABC says ---------------------------------------------------------------------
+    @property
+    def parsed(self) -> ParsedTune:
+        """The reading of the ABC text (raises :class:`ABCError` if it cannot be read)."""
+        return self._cached("parsed", lambda: parse_abc(self.abc))
+
+    @property
+    def title(self) -> str:
+        """The first ``T:`` field ('' when there is none)."""
+        return self.parsed.title
+
+    @property
+    def meter(self) -> str | None:
+        """The meter as written in ``M:`` (``"6/8"``, ``"C"``), None for free meter."""
+        return self.parsed.meter
+
+    @property
+    def key(self) -> str:
+        """The key as written in ``K:`` (``"Dmaj"``, ``"Ador"``)."""
+        return self.parsed.key
+
+    @property
+    def notes(self) -> list[Note]:
+        """The notes that sound, in order: MIDI pitch, onset and length in quarter notes.
+
+        Ties are merged; repeats are not played twice. Tunes with several voices are read by
+        music21.
+        """
+        parsed = self.parsed
+        if parsed.voices > 1:
+            from toolkit import render
+
+            return self._cached("m21notes", lambda: render.notes_from_score(self.score))
+        return list(parsed.notes)
+
+    @property
+    def length(self) -> float:
+        """How long the tune lasts, in quarter notes, played once through as written."""
+        return float(self.parsed.length)
+
+    @property
+    def score(self) -> Any:
+        """music21's reading of the tune (a ``music21.stream.Score``), made once on demand.
+
+        music21 takes ~40 ms a tune; the score is what MusicXML and MIDI are written from.
+        """
+        from toolkit import render
+
+        return self._cached("score", lambda: render.music21_score(self.parsed))
+
+    def note_probabilities(self) -> list[float | None]:
+        """How likely the model found each note and rest, in score order.
+
+        The k-th note or rest of the score is the k-th pitch or rest token; its probability is
+        ``exp(logprob)`` of that token, or ``None`` when the token was given, not sampled.
+
+        >>> Tune("X:1\\nK:C\\nC z|", tokens=["C", "z", "|"], logprobs=[-0.1, None, -1.0]
+        ...      ).note_probabilities()
+        [0.9048374180359595, None]
+        """
+        import math
+
+        if self.tokens is None or self.logprobs is None:
+            raise ValueError("this tune has no token probabilities (tokens and logprobs are "
+                             "set only for tunes a model generated)")
+        if len(self.tokens) != len(self.logprobs):
+            raise ValueError(f"tokens ({len(self.tokens)}) and logprobs ({len(self.logprobs)}) "
+                             "must be the same length")
+        return [None if lp is None else math.exp(lp)
+                for tok, lp in zip(self.tokens, self.logprobs, strict=True)
+                if tok == "z" or _PITCH_TOKEN.match(tok)]
+
+    # -- score, sound and files ----------------------------------------------------------------
+    def svg(self, *, width: int = 800, key: str | int | None = None,
+            color_by_surprisal: bool = False) -> str:
+        """The engraved score as SVG text, ``width`` pixels wide, systems wrapped to fit.
+
+        ``key`` shows the tune in another key: a tonic (``"G"``, ``"Bb"``, ``"-F#"`` to go
+        down), an interval (``"+M2"``, ``"-m3"``) or a number of semitones. With
+        ``color_by_surprisal`` each note is coloured by the probability the model gave it,
+        with a colour key under the score (see :func:`toolkit.render.svg`).
+        """
+        from toolkit import render
+
+        return render.svg(self, width=width, key=key, color_by_surprisal=color_by_surprisal)
+
+    def wav(self, *, tempo: float | str | None = None) -> bytes:
+        """The tune played once through, as WAV file bytes (mono, 22.05 kHz, 16 bit).
+
+        ``tempo`` is quarter notes a minute (``100``) or ABC's form (``"3/8=100"``); by
+        default the tune's ``Q:`` field, else 1/4=120 (see :mod:`toolkit.audio`).
+        """
+        from toolkit import audio
+
+        return audio.wav(self, tempo=tempo)
+
+    def save(self, directory: str | Path, formats: tuple[str, ...] | list[str] | str = (
+            EXPORT_FORMATS), stem: str | None = None) -> list[Path]:
+        """Write the tune's files into ``directory`` (made if needed); return their paths.
+
+        ``formats`` picks from ``"abc"``, ``"musicxml"``, ``"mid"``, ``"wav"``, ``"svg"``
+        (all by default); ``stem`` names the files (default: the title, made file-safe).
+
+        >>> import tempfile
+        >>> tune = Tune.from_abc("X:1\\nT:Saved tune\\nK:G\\nGABc d2B2|")
+        >>> [p.name for p in tune.save(tempfile.mkdtemp(), formats=["abc", "mid"])]
+        ['Saved_tune.abc', 'Saved_tune.mid']
+        """
+        from toolkit import audio, render
+
+        wanted = [formats] if isinstance(formats, str) else list(formats)
+        unknown = [f for f in wanted if f not in EXPORT_FORMATS]
+        if unknown or not wanted:
+            raise ValueError(f"formats={formats!r}: unknown format {unknown[0]!r}; choose from "
+                             f"{', '.join(EXPORT_FORMATS)}" if unknown else
+                             f"formats={formats!r} is empty; choose from "
+                             f"{', '.join(EXPORT_FORMATS)}")
+        if stem is None:
+            stem = re.sub(r"[^\w.-]+", "_", self.title).strip("._") or "tune"
+        elif not stem or Path(stem).name != stem or stem in (".", ".."):
+            raise ValueError(f"stem={stem!r} must be a plain file name, without folders")
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        makers = {
+            "abc": lambda: (self.abc if self.abc.endswith("\n") else self.abc + "\n").encode(),
+            "musicxml": lambda: render.musicxml(self.score),
+            "mid": lambda: render.midi(self.score),
+            "wav": lambda: audio.wav(self),
+            "svg": lambda: self.svg().encode(),
+        }
+        paths = []
+        for fmt in dict.fromkeys(f for f in EXPORT_FORMATS if f in wanted):
+            path = folder / f"{stem}.{fmt}"
+            path.write_bytes(makers[fmt]())
+            paths.append(path)
+        return paths
+
+    # -- how it shows itself -------------------------------------------------------------------
+    def _repr_html_(self) -> str:
+        """The engraved score and a play button, as Jupyter shows them.
+
+        Never raises: a tune that cannot be engraved or played shows the problem and its ABC.
+        """
+        import base64
+
+        parts = ['<div class="folk-sampler-tune">']
+        problems = []
+        try:
+            parts.append(f'<div style="overflow-x:auto">{self.svg()}</div>')
+        except Exception as err:  # the display must not raise; it shows what went wrong
+            problems.append(f"The score could not be engraved: {err}")
+        try:
+            data = base64.b64encode(self.wav()).decode("ascii")
+            parts.append(f'<audio controls preload="metadata" '
+                         f'src="data:audio/wav;base64,{data}"></audio>')
+        except Exception as err:  # ditto
+            problems.append(f"The tune could not be played: {err}")
+        shown = {k: v for k, v in self.settings.items() if v is not None
+                 and k in ("sampler", "seed", "meter", "mode", "style", "guidance")}
+        if shown:
+            text = ", ".join(f"{k} {v}" for k, v in shown.items())
+            parts.append(f'<div style="font-size:85%;color:#555">{html.escape(text)}</div>')
+        if problems:
+            parts.append('<div style="border-left:4px solid #b22;padding:4px 8px;'
+                         'background:#fff4f4">')
+            parts.extend(f"<p><b>{html.escape(p)}</b></p>" for p in problems)
+            parts.append(f"<pre>{html.escape(self.abc)}</pre></div>")
+        parts.append("</div>")
+        return "\n".join(parts)
+
+    def __repr__(self) -> str:
+        return self.abc
+
+    def __str__(self) -> str:
+        return self.abc
