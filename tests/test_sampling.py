@@ -226,6 +226,15 @@ def test_tiny_temperature_and_huge_logits_give_no_nan():
     assert not torch.isnan(torch.softmax(sched(x), dim=-1)).any()
 
 
+def test_huge_temperature_is_uniform_over_the_kept_tokens():
+    x = torch.tensor([[5.0, NEG_INF, -3.0]])
+    for t in (1e39, 1e300):                                      # inf in float32 / float16
+        for dtype in (torch.float32, torch.float16):
+            for step in (S.temperature(t), S.temperature_schedule(lambda s, b, t=t: t)):
+                p = torch.softmax(step(x.to(dtype)).float(), dim=-1)
+                assert torch.allclose(p, torch.tensor([[0.5, 0.0, 0.5]]))
+
+
 def test_top_k_keeps_ties_at_the_kth_value():
     x = torch.tensor([[3.0, 2.0, 2.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
     assert kept(S.top_k(2)(x)) == [[0, 1, 2], [0, 1, 2, 3]]
@@ -483,6 +492,8 @@ def test_bar_schedules_need_ctx_bar_and_check_what_functions_return():
         S.temperature_by_bar(lambda bar: -1.0)(x, S.Context(bar=torch.tensor([0, 0])))
     with pytest.raises(ValueError, match="returned by TemperatureSchedule.* at step 0"):
         S.temperature_schedule(lambda step, bar: "hot")(x)
+    with pytest.raises(ValueError, match="fn must be a function"):
+        S.temperature_schedule(None)
 
 
 def test_creativity_mapping_is_monotone_and_documented():

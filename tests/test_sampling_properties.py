@@ -79,7 +79,7 @@ truncations = st.one_of(
 )
 reshapers = st.one_of(
     st.floats(0.0, 5.0).map(S.Temperature),
-    st.sampled_from([0.0, 1e-6, 1e-3]).map(S.Temperature),
+    st.sampled_from([0.0, 1e-300, 1e-6, 1e-3, 1e39, 1e300]).map(S.Temperature),
     st.builds(S.DynamicTemperature, st.just(0.0) | st.floats(0.01, 1.0), st.floats(1.0, 3.0),
               st.floats(0.1, 3.0)),
     st.floats(0.0, 1.0).map(S.Creativity),

@@ -261,7 +261,9 @@ class Temperature(Step):
         if t == 0.0:
             return _keep_argmax(logits)
         out = logits / _scalar(t, logits)                        # (B, V)
-        if t < 1.0 and not math.isfinite(float(out.amax(dim=-1).sum())):
+        # A tiny T can overflow a huge logit; a huge T can itself overflow float32 to inf,
+        # and -inf / inf is NaN. Then divide the shifted logits in float64 instead.
+        if (t < 1.0 or t > 1e3) and not math.isfinite(float(out.amax(dim=-1).sum())):
             out = _divide_shifted(logits, torch.tensor(t, dtype=torch.float64))
         return out
 
@@ -403,9 +405,9 @@ class MinP(Step):
         return f"MinP({_fmt(self.min_p)})"
 
 
-def _entropy(logits: Tensor) -> Tensor:
-    """Entropy in nats of softmax(logits), per row: (B, V) -> (B, 1). Removed tokens add 0."""
-    return torch.special.entr(logits.softmax(dim=-1)).sum(dim=-1, keepdim=True)
+def _entropy(probs: Tensor) -> Tensor:
+    """Entropy ``H = -Σ p log p`` in nats, per row: (B, V) -> (B, 1). p = 0 adds 0."""
+    return torch.special.entr(probs).sum(dim=-1, keepdim=True)
 
 
 class TypicalP(Step):
@@ -428,7 +430,7 @@ class TypicalP(Step):
             return logits
         logp = logits.log_softmax(dim=-1)                        # (B, V)
         probs = logp.exp()
-        entropy = torch.special.entr(probs).sum(dim=-1, keepdim=True)   # (B, 1) nats
+        entropy = _entropy(probs)                                # (B, 1) nats
         distance = (-logp - entropy).abs()                       # (B, V) inf for removed
         order = torch.argsort(distance, dim=-1, stable=True)     # most typical first
         return _remove(logits, _remove_beyond_mass(probs, order, self.mass))
@@ -490,7 +492,7 @@ class Eta(Step):
             return logits
         eps = self.epsilon
         probs = logits.softmax(dim=-1)                           # (B, V)
-        entropy = torch.special.entr(probs).sum(dim=-1, keepdim=True)   # (B, 1) nats
+        entropy = _entropy(probs)                                # (B, 1) nats
         floor = (math.sqrt(eps) * torch.exp(-entropy)).clamp(max=eps)   # (B, 1)
         remove = (probs < floor) & ~_is_top(logits)
         return _remove(logits, remove)
@@ -537,7 +539,8 @@ class Mirostat(Step):
 
     def step(self, logits: Tensor, ctx: Context | None = None) -> Tensor:
         if self.mu is None or self.mu.shape[0] != logits.shape[0]:
-            self.mu = torch.full((logits.shape[0],), 2.0 * self.tau, dtype=torch.float64)
+            self.mu = torch.full((logits.shape[0],), 2.0 * self.tau, dtype=torch.float64,
+                                 device=logits.device)
         self._logp = logits.double().log_softmax(dim=-1)         # (B, V)
         surprise = -self._logp / LN2                             # (B, V) bits
         remove = (surprise > self.mu[:, None]) & ~_is_top(logits)
@@ -743,7 +746,7 @@ class TemperatureSchedule(Step):
 
     def __init__(self, fn: Callable[[int, Tensor | None], float | Tensor] | None = None,
                  name: str = ""):
-        if fn is not None and not callable(fn):
+        if (fn is None and type(self) is TemperatureSchedule) or not (fn is None or callable(fn)):
             raise ValueError(f"fn must be a function (step, bar) -> temperature, got {fn!r}")
         self.fn = fn
         self.name = name or getattr(fn, "__name__", type(fn).__name__)
@@ -891,7 +894,7 @@ class DynamicTemperature(TemperatureSchedule):
 
     def temperatures(self, logits: Tensor, ctx: Context | None) -> Tensor:
         x = logits.double()
-        entropy = _entropy(x).squeeze(-1)                         # (B,) nats
+        entropy = _entropy(x.softmax(dim=-1)).squeeze(-1)         # (B,) nats
         n = (x > NEG_INF).sum(dim=-1)                             # (B,) tokens in play
         log_n = torch.where(n > 1, n.double().log(), torch.ones_like(entropy))
         ratio = torch.where(n > 1, entropy / log_n, torch.zeros_like(entropy)).clamp(0, 1)
@@ -1268,11 +1271,11 @@ class Explanation:
 
 def _stage(name: str, logits: Tensor, previous: Stage | None) -> Stage:
     x = logits[0].double()                                       # (V,)
-    probs = x.softmax(dim=-1).numpy()
+    probs = x.softmax(dim=-1)
     kept = (x > NEG_INF).numpy()
     mass = 1.0 if previous is None else float(previous.probs[kept].sum())
-    entropy = float(torch.special.entr(torch.from_numpy(probs)).sum()) / LN2
-    return Stage(name, x.numpy(), probs, kept, mass, entropy)
+    entropy_bits = float(_entropy(probs)) / LN2
+    return Stage(name, x.numpy(), probs.numpy(), kept, mass, entropy_bits)
 
 
 def explain(logits: Tensor, chain: Step | Callable[..., Tensor], ctx: Context | None = None,
