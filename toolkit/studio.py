@@ -1,0 +1,843 @@
+"""The tune studio: move a slider, hear a new tune, and see how every note was drawn.
+
+    >>> from toolkit import load_model                                  # doctest: +SKIP
+    >>> from toolkit.studio import TuneStudio
+    >>> studio = TuneStudio(load_model())      # sliders, status line, score and play button
+    >>> studio                                 # shows the app in Jupyter (or Voilà)
+    >>> studio.seed.value = 5                  # the same as moving the seed slider
+    >>> studio.compare({"temperature": 0.7}, {"temperature": 1.5})   # same seed, side by side
+
+The module has three layers, as the guide asks:
+
+* **data** -- :class:`Settings`, :func:`new_tune`, :func:`record` (a generation recorded step
+  by step), :class:`Recording`, :func:`observations`, :func:`summarize`, :func:`token_labels`,
+  :func:`tune_html`. No widgets; usable from a script.
+* **plots** -- the pure functions of :mod:`toolkit.plots` (``plot_distribution``,
+  ``plot_draw``), updated in place.
+* **widgets** -- :class:`TuneStudio`, :class:`StepThrough` and :class:`Comparison`, which only
+  wire sliders to the two layers above. Every control is an attribute (``studio.temperature``,
+  ``studio.seed``, ``studio.style``...), so a test or a teacher's cell can set it.
+
+What a student picks never kills the kernel: a failed generation or render is reported in the
+status line (or in place of the score, with the tune's ABC text), never raised.
+
+Generation runs on one CPU thread (:func:`one_thread`): for one tune at a time the LSTM's
+matrices are too small to share between threads, and two threads are several times *slower*
+when another process (a training run, a second notebook) keeps the other core busy.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from toolkit import sampling as S
+from toolkit.abc import EOS, MODES, Key, decode, is_pitch, parse_key, transpose_pitch
+from toolkit.generation import generate
+from toolkit.tune import Tune
+
+__all__ = [
+    "Settings", "one_thread", "new_tune", "record", "Recording", "DrawStep", "token_labels",
+    "tune_html", "observations", "summarize", "TuneStudio", "StepThrough", "Comparison",
+    "compare",
+]
+
+#: The slider ranges of the studio (min, max, step).
+RANGES = {
+    "temperature": (0.0, 2.5, 0.05),
+    "top_k": (0, 60, 1),
+    "top_p": (0.05, 1.0, 0.01),
+    "min_p": (0.0, 0.5, 0.01),
+    "seed": (0, 999, 1),
+}
+#: Notes the model gave less than this probability count as "surprising" in observations.
+SURPRISING = 0.05
+#: The studio's conditioning when none is given, where the model knows these values. Without a
+#: meter the model is not told one, and the score is written in 4/4 whatever it plays.
+STUDIO_DEFAULTS = {"meter": "4/4", "mode": "maj"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings and generation
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that decides a studio tune: the sampler's knobs, the seed, the conditioning.
+
+    ``top_k = 0``, ``top_p = 1`` and ``min_p = 0`` mean "off"; ``meter``, ``mode`` and
+    ``style`` None let the model choose. The chain is :func:`toolkit.sampling.temperature_first`
+    (temperature, then top-k, top-p, min-p).
+
+    >>> Settings(temperature=0.7, top_p=0.9, seed=3).label()
+    'T 0.7 · top-p 0.9 · seed 3'
+    """
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    min_p: float = 0.0
+    seed: int = 1
+    meter: str | None = None
+    mode: str | None = None
+    style: str | None = None
+    max_tokens: int = 256
+    key: str = "D"
+
+    @classmethod
+    def of(cls, value: Settings | Mapping[str, Any] | None = None,
+           base: Settings | None = None) -> Settings:
+        """Settings from a :class:`Settings`, a dict of some fields (the rest from ``base``, else
+        the defaults) or None. An unknown field raises ValueError naming it."""
+        base = base if base is not None else cls()
+        if value is None:
+            return base
+        if isinstance(value, Settings):
+            return value
+        if not isinstance(value, Mapping):
+            raise ValueError(f"settings must be a Settings or a dict such as "
+                             f"{{'temperature': 0.7}}, got {value!r}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(value) - fields)
+        if unknown:
+            raise ValueError(f"unknown setting {unknown[0]!r}; known: {', '.join(sorted(fields))}")
+        return dataclasses.replace(base, **value)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed: ``settings.replace(temperature=1.5)``."""
+        return Settings.of(changes, base=self)
+
+    def chain(self) -> S.Chain:
+        """The sampler chain (raises ValueError naming a knob outside its range)."""
+        return S.temperature_first(temperature=self.temperature, top_k=self.top_k,
+                                   top_p=self.top_p, min_p=self.min_p)
+
+    def label(self) -> str:
+        """A short description with only the knobs that are on: ``T 0.7 · top-p 0.9 · seed 3``."""
+        parts = [f"T {self.temperature:g}"]
+        if self.top_k:
+            parts.append(f"top-k {self.top_k}")
+        if self.top_p < 1:
+            parts.append(f"top-p {self.top_p:g}")
+        if self.min_p > 0:
+            parts.append(f"min-p {self.min_p:g}")
+        parts.append(f"seed {self.seed}")
+        parts += [v for v in (self.meter, self.mode, self.style) if v is not None]
+        return " · ".join(parts)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block with torch on one CPU thread, then restore the thread count.
+
+    One tune is a chain of tiny matrix-vector products: a second thread only adds
+    synchronisation, and costs several times the run time when the other core is busy.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def new_tune(model: Any, settings: Settings | Mapping[str, Any] | None = None,
+             on_step: Callable[[dict], None] | None = None) -> Tune:
+    """Generate the one tune that ``settings`` describe (the same seed gives the same tune).
+
+    The same as ``generate(model, n=1, seed=..., sampler=settings.chain(), ...)[0]``, run on one
+    thread (:func:`one_thread`).
+    """
+    s = Settings.of(settings)
+    with one_thread():
+        return generate(model, n=1, seed=s.seed, meter=s.meter, mode=s.mode, style=s.style,
+                        max_tokens=s.max_tokens, sampler=s.chain(), key=s.key,
+                        on_step=on_step)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Token names in the key of the score
+# ---------------------------------------------------------------------------------------------
+
+_DURATION_NAMES = {"/2": "×½", "/4": "×¼", "3/2": "×1½", "3/4": "×¾"}
+_SPECIAL_NAMES = {EOS: "end", "z": "rest", "-": "tie", ">": ">", "<": "<", "(3": "triplet"}
+
+
+def token_labels(vocab: Sequence[str], tune: Tune | None = None, *, key: str | None = None,
+                 mode: str | None = None) -> list[str]:
+    """Names for the tokens as the score shows them: pitches in the tune's key, lengths as ×2.
+
+    The model writes every tune with the tonic C; the score shows it in ``key`` (the tune's
+    display key, default D). So that a bar labelled ``A`` is the A on the stave, pitch tokens
+    are moved to ``key`` in ``mode`` (both read from ``tune`` when given). Lengths become
+    ``×2``, ``×½``...; ``</s>`` is ``end``, ``z`` is ``rest``.
+
+    >>> token_labels(["C", "E", "2", "/2", "</s>", "z", "|"], key="D", mode="maj")
+    ['D', 'F', '×2', '×½', 'end', 'rest', '|']
+    """
+    if tune is not None:
+        key = key or tune.settings.get("key") or "D"
+        if mode is None and tune.tokens:
+            mode = next((t[2:] for t in tune.tokens[:4] if t.startswith("K:")), None)
+    key = key or "D"
+    mode = mode if mode in MODES else "maj"
+    src = Key("C", 0, mode)
+    dst = parse_key(key + mode)
+    steps = "CDEFGAB".index(dst.letter)
+    steps = steps - 7 if steps > 3 else steps  # the nearer way, as the score is written
+    out = []
+    for tok in vocab:
+        if is_pitch(tok):
+            try:
+                out.append(transpose_pitch(tok, src, dst, steps))
+            except ValueError:
+                out.append(tok)
+        elif tok in _SPECIAL_NAMES:
+            out.append(_SPECIAL_NAMES[tok])
+        elif tok[:1].isdigit() or tok.startswith("/"):
+            out.append(_DURATION_NAMES.get(tok, "×" + tok))
+        else:
+            out.append(tok)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# A generation recorded step by step
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class DrawStep:
+    """One step of a recorded generation: the distribution and where the draw landed.
+
+    ``model_probs`` is the model's next-token distribution (V,) (after the generator's own bans,
+    before the sampler); ``probs`` what the sampler chain left of it. The draw: a uniform ``u``
+    fell in ``interval`` of the cumulative ``probs`` (tokens in vocabulary order), which belongs
+    to ``token`` (its id ``token_id``, ``rank`` 1 = the most likely, probability ``prob`` after
+    the chain, ``model_prob`` before it).
+    """
+
+    index: int
+    token: str
+    token_id: int
+    model_probs: np.ndarray
+    probs: np.ndarray
+    u: float
+    interval: tuple[float, float]
+    rank: int
+    prob: float
+    model_prob: float
+    entropy_bits: float
+
+    @property
+    def kept(self) -> np.ndarray:
+        """(V,) bool: the tokens the sampler chain kept."""
+        return self.probs > 0
+
+    @property
+    def n_kept(self) -> int:
+        """How many tokens the chain kept."""
+        return int(self.kept.sum())
+
+    @property
+    def removed_mass(self) -> float:
+        """The share of the model's probability the chain cut away (0 when nothing was cut)."""
+        return float(max(0.0, 1.0 - self.model_probs[self.kept].sum()))
+
+
+class Recording:
+    """A tune generated once with every step kept: scrub through it without generating again.
+
+    Made by :func:`record`. ``len(recording)`` is the number of drawn tokens; ``recording[i]``
+    (:meth:`step`) explains step i -- worked out on first use with
+    :func:`toolkit.sampling.explain` and a generator seeded like the generator's, so ``u`` is
+    the very number that drew the token. :meth:`partial` is the tune written so far.
+    """
+
+    def __init__(self, model: Any, settings: Settings, tune: Tune, logits: list[torch.Tensor]):
+        self.settings = settings
+        self.tune = tune
+        self.vocab = list(model.vocab)
+        self.labels = token_labels(self.vocab, tune)
+        self.prefix = sum(lp is None for lp in tune.logprobs or [])
+        self._logits = logits
+        self._chain = settings.chain()
+        self._generator = torch.Generator().manual_seed(settings.seed)
+        self._steps: list[DrawStep] = []
+        self._partials: dict[int, Tune] = {}
+
+    def __len__(self) -> int:
+        return len(self._logits)
+
+    def __getitem__(self, i: int) -> DrawStep:
+        return self.step(i)
+
+    def step(self, i: int) -> DrawStep:
+        """Step ``i`` (0-based; negative counts from the end), explained."""
+        n = len(self)
+        if isinstance(i, bool) or not isinstance(i, int | np.integer) or not -n <= i < n:
+            raise ValueError(f"step must be an integer in [0, {n - 1}], got {i!r}")
+        i = int(i) % n
+        while len(self._steps) <= i:  # the draws must be replayed in order: one u per step
+            self._steps.append(self._explain(len(self._steps)))
+        return self._steps[i]
+
+    def _explain(self, i: int) -> DrawStep:
+        e = S.explain(self._logits[i], self._chain, generator=self._generator, vocab=self.vocab)
+        token = self.tune.tokens[self.prefix + i]
+        d = e.draw
+        if self.vocab[d.token] != token:  # cannot happen with the stateless temperature_first
+            raise RuntimeError(f"step {i}: replaying the draw gave {self.vocab[d.token]!r}, but "
+                               f"the tune has {token!r} (the recording is out of step)")
+        model = e.stages[0]
+        return DrawStep(index=i, token=token, token_id=d.token, model_probs=model.probs,
+                        probs=e.stages[-1].probs, u=d.u, interval=d.interval, rank=d.rank,
+                        prob=d.prob, model_prob=float(model.probs[d.token]),
+                        entropy_bits=model.entropy_bits)
+
+    def partial(self, i: int) -> Tune:
+        """The tune as far as step ``i`` (its tokens, log-probabilities and ABC so far)."""
+        i = self.step(i).index
+        if i not in self._partials:
+            end = self.prefix + i + 1
+            tokens = self.tune.tokens[:end]
+            last = self.labels[self.vocab.index(tokens[-1])]
+            abc = decode(tokens, key=self.settings.key,
+                         title=f"Step {i + 1} of {len(self)}: {last}")
+            self._partials[i] = Tune(abc=abc, tokens=tokens, logprobs=self.tune.logprobs[:end],
+                                     settings=dict(self.tune.settings))
+        return self._partials[i]
+
+
+def record(model: Any, settings: Settings | Mapping[str, Any] | None = None) -> Recording:
+    """Generate the tune of ``settings`` and keep the model's logits at every step.
+
+    Costs one generation (the logits of one step are V numbers); the explanations are worked
+    out when a step is first looked at.
+    """
+    s = Settings.of(settings)
+    logits: list[torch.Tensor] = []
+
+    def keep(rec: dict) -> None:
+        logits.append(rec["logits"][0].detach().clone())  # (V,): the logits the chain received
+
+    tune = new_tune(model, s, on_step=keep)
+    return Recording(model, s, tune, logits)
+
+
+# ---------------------------------------------------------------------------------------------
+# What a student sees: the score and the play button, as HTML
+# ---------------------------------------------------------------------------------------------
+
+def _problem(title: str, err: BaseException) -> str:
+    return (f'<div style="border-left:4px solid #b22;padding:4px 8px;background:#fff4f4">'
+            f"<b>{html.escape(title)}</b>: {html.escape(type(err).__name__)}: "
+            f"{html.escape(str(err))}</div>")
+
+
+def tune_html(tune: Tune, *, color_by_surprisal: bool = False, width: int = 800,
+              audio: bool = True, abc: bool = True) -> str:
+    """The tune's engraved score, a play button and (folded) its ABC text, as one HTML string.
+
+    Never raises: a score that cannot be engraved or played says why, and the ABC text stays
+    readable. ``color_by_surprisal`` colours each note by the probability the model gave it.
+    """
+    parts = ['<div class="folk-sampler-studio-tune">']
+    try:
+        svg = tune.svg(width=width, color_by_surprisal=color_by_surprisal)
+        parts.append(f'<div class="score" style="overflow-x:auto">{svg}</div>')
+    except Exception as err:  # noqa: BLE001 -- the display must not raise; it shows the problem
+        parts.append(_problem("The score could not be engraved", err))
+        abc = True
+    if audio:
+        try:
+            data = base64.b64encode(tune.wav()).decode("ascii")
+            parts.append('<audio controls preload="metadata" '
+                         f'src="data:audio/wav;base64,{data}"></audio>')
+        except Exception as err:  # noqa: BLE001
+            parts.append(_problem("The tune could not be played", err))
+    if abc:
+        parts.append('<details><summary>ABC text</summary><pre style="font-size:90%">'
+                     f"{html.escape(tune.abc)}</pre></details>")
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Observations: numbers to compare settings by
+# ---------------------------------------------------------------------------------------------
+
+def observations(tune: Tune) -> dict[str, Any]:
+    """A few numbers about one generated tune, to compare settings by.
+
+    * ``tokens``: tokens the model drew (the conditioning not counted);
+    * ``notes``: notes and rests drawn; ``pitches``: distinct pitches used;
+    * ``mean_note_prob``: the mean probability the model gave the notes it drew (before the
+      sampler reshaped it);
+    * ``surprising_notes``: the share of notes the model gave less than 5 %;
+    * ``bits_per_token``: mean surprisal -log2 p of the drawn tokens;
+    * ``bad_bars``: bars longer or shorter than the meter; ``valid``: all checks of
+      :func:`toolkit.metrics.check_tokens` pass (ends, bars, repeats);
+    * ``reads``: the ABC text can be read (:attr:`toolkit.tune.Tune.parsed`).
+    """
+    from toolkit.metrics import check_tokens
+
+    tokens = tune.tokens or []
+    logprobs = tune.logprobs or [None] * len(tokens)
+    drawn = [(t, lp) for t, lp in zip(tokens, logprobs, strict=True) if lp is not None]
+    note_probs = [p for p in tune.note_probabilities() if p is not None] if drawn else []
+    validity = check_tokens(tokens)
+    try:
+        reads = tune.parsed is not None
+    except Exception:  # noqa: BLE001 -- an unreadable tune is an observation, not an error
+        reads = False
+    pitches = {t for t, _ in drawn if is_pitch(t)}
+    return {
+        "tokens": len(drawn),
+        "notes": len(note_probs),
+        "pitches": len(pitches),
+        "mean_note_prob": float(np.mean(note_probs)) if note_probs else math.nan,
+        "surprising_notes": (float(np.mean([p < SURPRISING for p in note_probs]))
+                             if note_probs else math.nan),
+        "bits_per_token": (float(np.mean([-lp / math.log(2) for _, lp in drawn]))
+                           if drawn else math.nan),
+        "bad_bars": len(validity.bad_bars),
+        "valid": validity.ok,
+        "reads": reads,
+    }
+
+
+_OBS_NAMES = {
+    "tokens": "tokens drawn", "notes": "notes and rests", "pitches": "different pitches",
+    "mean_note_prob": "mean probability of a note", "surprising_notes": "notes below 5 %",
+    "bits_per_token": "surprisal (bits a token)", "bad_bars": "bars off the meter",
+    "valid": "valid tune", "reads": "ABC can be read",
+}
+
+
+def _fmt_obs(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and math.isnan(value):
+        return "–"
+    if name in ("mean_note_prob", "surprising_notes", "valid_share"):
+        return f"{value:.0%}"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def observations_html(obs: Mapping[str, Any]) -> str:
+    """Observations as a small two-column HTML table."""
+    rows = "".join(f"<tr><td>{html.escape(_OBS_NAMES.get(k, k))}</td>"
+                   f'<td style="text-align:right"><b>{_fmt_obs(k, v)}</b></td></tr>'
+                   for k, v in obs.items())
+    return f'<table style="font-size:110%">{rows}</table>'
+
+
+def summarize(model: Any, settings: Settings | Mapping[str, Any] | None = None,
+              n: int = 16) -> dict[str, float]:
+    """Observations averaged over ``n`` tunes written at once from the settings' seed.
+
+    One tune is an anecdote; sixteen show a trend. Returns the means of :func:`observations`
+    (``valid_share`` for the share of valid tunes, ``reads_share`` for readable ABC).
+    """
+    s = Settings.of(settings)
+    with one_thread():
+        tunes = generate(model, n=n, seed=s.seed, meter=s.meter, mode=s.mode, style=s.style,
+                         max_tokens=s.max_tokens, sampler=s.chain(), key=s.key)
+    rows = [observations(t) for t in tunes]
+    out: dict[str, float] = {"tunes": float(n)}
+    for k in rows[0]:
+        values = [float(r[k]) for r in rows if not (isinstance(r[k], float) and math.isnan(r[k]))]
+        name = {"valid": "valid_share", "reads": "reads_share"}.get(k, k)
+        out[name] = float(np.mean(values)) if values else math.nan
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Widgets
+# ---------------------------------------------------------------------------------------------
+
+def _live_backend() -> bool:
+    """True under ``%matplotlib widget`` (ipympl): figures are then live canvas widgets."""
+    import matplotlib
+
+    backend = matplotlib.get_backend().lower()
+    return "ipympl" in backend or backend == "widget"
+
+
+class _FigureView:
+    """A figure a widget app can show and redraw: the ipympl canvas itself under
+    ``%matplotlib widget``, else a PNG in an ``ipywidgets.Image`` (JupyterLab, Voilà, tests,
+    saved notebooks). Either way the figure is built once and its artists move in place."""
+
+    def __init__(self, figsize: tuple[float, float], nrows: int = 1,
+                 height_ratios: Sequence[float] | None = None):
+        import ipywidgets as widgets
+        import matplotlib as mpl
+        from matplotlib.figure import Figure
+
+        from toolkit import plots
+
+        kw = {"gridspec_kw": {"height_ratios": list(height_ratios)}} if height_ratios else {}
+        self.live = _live_backend()
+        if self.live:
+            self.fig, axes = plots.new_figure(nrows, 1, figsize=figsize, show=False, **kw)
+            self.fig.canvas.toolbar_visible = False
+            self.widget = self.fig.canvas
+        else:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+            with mpl.rc_context(plots.PROJECTOR_RC):
+                self.fig = Figure(figsize=figsize, dpi=80, layout="constrained")
+                FigureCanvasAgg(self.fig)  # its own canvas: no pyplot, so never shown twice
+                axes = self.fig.subplots(nrows, 1, **kw)
+            self.widget = widgets.Image(format="png",
+                                        layout=widgets.Layout(width="100%", max_width="900px"))
+        self.axes = list(np.atleast_1d(axes))
+
+    def refresh(self) -> None:
+        """Show the artists as they are now."""
+        from toolkit import plots
+
+        if self.live:
+            self.fig.canvas.draw_idle()
+        else:
+            self.widget.value = plots.figure_png(self.fig)
+
+
+def _set_shown_tokens(plot: Any, tokens: Sequence[int]) -> None:
+    """Point a :class:`toolkit.plots.DistributionPlot` at other tokens (same number of bars).
+
+    The plot keeps its tokens fixed across updates; a step-through needs each step's own top N.
+    """
+    plot.tokens = np.asarray(tokens, dtype=int)
+    plot.labels = [plot.vocab[i] for i in plot.tokens]
+    plot.ax.set_xticks(plot.x, plot.labels)
+
+
+class StepThrough:
+    """Step through one recorded tune: the distribution at every note, the draw, the score.
+
+    Attributes: ``step`` (IntSlider, 1 to the number of steps), ``previous`` / ``next``
+    (Buttons), ``info`` (HTML: the draw in words), ``score`` (HTML: the tune as far as this
+    step), ``bars`` (the :class:`toolkit.plots.DistributionPlot`), ``draw`` (the
+    :class:`toolkit.plots.DrawPlot`), ``widget`` (the whole view). :meth:`show` loads another
+    :class:`Recording`; moving the slider only indexes it.
+    """
+
+    def __init__(self, recording: Recording | None = None, *, top: int = 12,
+                 color_by_surprisal: bool = True, width: int = 800):
+        import ipywidgets as widgets
+
+        self.top = top
+        self.width = width
+        self.color_by_surprisal = color_by_surprisal
+        self.recording: Recording | None = None
+        self.step = widgets.IntSlider(value=1, min=1, max=1, description="step",
+                                      continuous_update=True,
+                                      layout=widgets.Layout(width="55%"))
+        self.previous = widgets.Button(description="◀ Previous", layout={"width": "120px"})
+        self.next = widgets.Button(description="Next ▶", layout={"width": "120px"})
+        self.info = widgets.HTML()
+        self.score = widgets.HTML()
+        self.view = _FigureView((12, 6.2), nrows=2, height_ratios=(3, 1.35))
+        self.bars: Any = None
+        self.draw: Any = None
+        self.widget = widgets.VBox([widgets.HBox([self.previous, self.step, self.next]),
+                                    self.info, self.view.widget, self.score])
+        self.previous.on_click(lambda _: self._move(-1))
+        self.next.on_click(lambda _: self._move(+1))
+        self.step.observe(lambda _: self.refresh(), names="value")
+        if recording is not None:
+            self.show(recording)
+
+    @classmethod
+    def of(cls, model: Any, settings: Settings | Mapping[str, Any] | None = None,
+           **kwargs: Any) -> StepThrough:
+        """Record the tune of ``settings`` and step through it."""
+        return cls(record(model, settings), **kwargs)
+
+    def _move(self, delta: int) -> None:
+        self.step.value = min(max(self.step.value + delta, self.step.min), self.step.max)
+
+    def show(self, recording: Recording) -> None:
+        """Load a recording and go to its first step."""
+        self.recording = recording
+        with self.step.hold_trait_notifications():
+            self.step.max = max(len(recording), 1)
+            self.step.value = 1
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Show the current step (never raises: a problem goes into ``info``)."""
+        rec = self.recording
+        if rec is None or len(rec) == 0:
+            self.info.value = "<i>Nothing recorded yet.</i>"
+            return
+        try:
+            d = rec.step(self.step.value - 1)  # the slider counts from 1, as the title does
+            self._plot(d, rec)
+            self.info.value = _step_html(d, rec)
+            self.score.value = tune_html(rec.partial(d.index), audio=False, abc=False,
+                                         color_by_surprisal=self.color_by_surprisal,
+                                         width=self.width)
+        except Exception as err:  # noqa: BLE001 -- the view must not raise
+            self.info.value = _problem(f"Step {self.step.value} cannot be shown", err)
+
+    def _plot(self, d: DrawStep, rec: Recording) -> None:
+        from toolkit import plots
+
+        order = np.argsort(-d.model_probs, kind="stable")[: self.top]
+        if d.token_id not in order:  # the drawn token is always on the chart
+            order = np.r_[order[:-1], d.token_id]
+        if self.bars is None or len(self.bars.vocab) != len(rec.labels):
+            for ax in self.view.axes:
+                ax.clear()
+            self.bars = plots.plot_distribution(
+                d.model_probs, rec.labels, kept=d.kept, after=d.probs, tokens=order,
+                ax=self.view.axes[0], xlabel="next token (most likely first)")
+            self.draw = plots.plot_draw(d.probs, d.u, rec.labels, token=d.token_id,
+                                        ax=self.view.axes[1], title=None)
+            self.bars.set_title(_step_title(d, rec))
+            plots.freeze_layout(self.view.fig)  # lay out once; later draws only move artists
+        else:
+            _set_shown_tokens(self.bars, order)
+            self.bars.update(d.model_probs, kept=d.kept, after=d.probs, draw=False)
+            self.draw.update(d.probs, d.u, d.token_id, draw=False)
+        drawn_at = int(np.flatnonzero(self.bars.tokens == d.token_id)[0])
+        for i, bar in enumerate(self.bars.bars):
+            bar.set_edgecolor(plots.COLORS["drawn"] if i == drawn_at else "none")
+            bar.set_linewidth(4 if i == drawn_at else 0)
+        self.bars.set_title(_step_title(d, rec))
+        self.view.refresh()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _step_title(d: DrawStep, rec: Recording) -> str:
+    return f"step {d.index + 1} of {len(rec)}: the model's next-token distribution"
+
+
+def _step_html(d: DrawStep, rec: Recording) -> str:
+    name = html.escape(rec.labels[d.token_id])
+    cut = (f"The sampler kept {d.n_kept} of {len(d.probs)} tokens and cut "
+           f"{d.removed_mass:.1%} of the model's probability. " if d.removed_mass > 0 else
+           f"The sampler kept all {d.n_kept} tokens the model allows. ")
+    return (f'<div style="font-size:120%">Step <b>{d.index + 1}</b> of {len(rec)}. '
+            f"The model's distribution has {d.entropy_bits:.2f} bits of entropy. {cut}"
+            f"The draw: u = <b>{d.u:.4f}</b> fell in [{d.interval[0]:.4f}, {d.interval[1]:.4f})"
+            f" → <b>{name}</b> (rank {d.rank}, {d.prob:.1%} after the sampler, "
+            f"{d.model_prob:.1%} from the model).</div>")
+
+
+class TuneStudio:
+    """The tune studio: sampler sliders and conditioning menus in, a new tune out.
+
+    Controls (ipywidgets, all attributes): ``temperature``, ``top_k``, ``top_p``, ``min_p``,
+    ``seed`` (sliders that act on release), ``meter``, ``mode``, ``style`` (dropdowns with the
+    values the model knows; "not given" leaves it unconditioned) and ``color_by_surprisal``
+    (checkbox).
+    Outputs: ``status`` (HTML: working, done, or what went wrong), ``score`` (HTML: the score,
+    a play button, the ABC text), ``steps`` (a :class:`StepThrough` of the same tune, in the
+    second tab), ``widget`` (the whole app). The current ``tune``, its ``recording`` and
+    ``settings`` are attributes too; :meth:`update` writes a new tune by hand.
+    """
+
+    def __init__(self, model: Any, settings: Settings | Mapping[str, Any] | None = None, *,
+                 width: int = 800):
+        import ipywidgets as widgets
+
+        self.model = model
+        self.width = width
+        if settings is None:
+            settings = {k: v for k, v in STUDIO_DEFAULTS.items() if v in model.choices(k)}
+        s = Settings.of(settings)
+        self._base = s
+        self.tune: Tune | None = None
+        self.recording: Recording | None = None
+        self.seconds = math.nan
+
+        def slider(kind: Any, name: str, description: str, value: float, fmt: str) -> Any:
+            lo, hi, step = RANGES[name]
+            return kind(value=value, min=lo, max=max(hi, value), step=step,
+                        description=description, continuous_update=False, readout_format=fmt,
+                        style={"description_width": "110px"},
+                        layout=widgets.Layout(width="420px"))
+
+        self.temperature = slider(widgets.FloatSlider, "temperature", "temperature",
+                                  s.temperature, ".2f")
+        self.top_k = slider(widgets.IntSlider, "top_k", "top-k (0 off)", s.top_k, "d")
+        self.top_p = slider(widgets.FloatSlider, "top_p", "top-p (1 off)", s.top_p, ".2f")
+        self.min_p = slider(widgets.FloatSlider, "min_p", "min-p (0 off)", s.min_p, ".2f")
+        self.seed = slider(widgets.IntSlider, "seed", "seed", s.seed, "d")
+
+        def menu(name: str, value: str | None) -> Any:
+            options = [("not given", None)] + [(c, c) for c in model.choices(name)]
+            return widgets.Dropdown(options=options, value=value, description=name,
+                                    style={"description_width": "60px"},
+                                    layout=widgets.Layout(width="220px"))
+
+        self.meter = menu("meter", s.meter)
+        self.mode = menu("mode", s.mode)
+        self.style = menu("style", s.style)
+        self.color_by_surprisal = widgets.Checkbox(value=False,
+                                                   description="colour notes by surprisal")
+        self.status = widgets.HTML()
+        self.score = widgets.HTML()
+        self.steps = StepThrough(width=width)
+        self.tabs = widgets.Tab(children=[self.score, self.steps.widget])
+        self.tabs.set_title(0, "Tune")
+        self.tabs.set_title(1, "Step through")
+        controls = widgets.HBox([
+            widgets.VBox([self.temperature, self.top_k, self.top_p, self.min_p, self.seed]),
+            widgets.VBox([self.meter, self.mode, self.style, self.color_by_surprisal]),
+        ])
+        self.widget = widgets.VBox([controls, self.status, self.tabs])
+
+        for w in (self.temperature, self.top_k, self.top_p, self.min_p, self.seed, self.meter,
+                  self.mode, self.style):
+            w.observe(lambda _: self.update(), names="value")
+        self.color_by_surprisal.observe(lambda _: self._show_score(), names="value")
+        self.tabs.observe(lambda _: self._sync_steps(), names="selected_index")
+        self.update()
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the controls show now."""
+        return self._base.replace(
+            temperature=float(self.temperature.value), top_k=int(self.top_k.value),
+            top_p=float(self.top_p.value), min_p=float(self.min_p.value),
+            seed=int(self.seed.value), meter=self.meter.value, mode=self.mode.value,
+            style=self.style.value)
+
+    def set(self, **changes: Any) -> None:
+        """Set several controls at once and write one tune: ``studio.set(temperature=0.7,
+        seed=3)``."""
+        unknown = sorted(set(changes) - {"temperature", "top_k", "top_p", "min_p", "seed",
+                                         "meter", "mode", "style"})
+        if unknown:
+            raise ValueError(f"unknown control {unknown[0]!r}; the studio has temperature, "
+                             "top_k, top_p, min_p, seed, meter, mode and style")
+        self._quiet = True
+        try:
+            for name, value in changes.items():
+                getattr(self, name).value = value
+        finally:
+            self._quiet = False
+        self.update()
+
+    _quiet = False
+
+    def update(self) -> None:
+        """Write the tune the controls describe and show it (errors go to the status line)."""
+        if self._quiet:
+            return
+        settings = None
+        t0 = time.perf_counter()
+        try:
+            settings = self.settings
+            self.status.value = _status("⏳", f"Writing a tune ({settings.label()})…", "#555")
+            recording = record(self.model, settings)
+        except Exception as err:  # noqa: BLE001 -- whatever a student picks, the kernel lives
+            what = settings.label() if settings is not None else "these settings"
+            self.status.value = _status("⚠️", f"No new tune for {what}: "
+                                        f"{type(err).__name__}: {err}", "#b22")
+            return
+        self.recording, self.tune = recording, recording.tune
+        self._show_score()
+        self.seconds = time.perf_counter() - t0
+        obs = observations(self.tune)
+        bad = f", {obs['bad_bars']} bar(s) off the meter" if obs["bad_bars"] else ""
+        self.status.value = _status("✅", f"{settings.label()}: {obs['tokens']} tokens, "
+                                    f"{obs['notes']} notes{bad} — written and engraved in "
+                                    f"{self.seconds:.2f} s", "#161")
+        self._sync_steps()
+
+    def _show_score(self) -> None:
+        if self.tune is not None:
+            self.score.value = tune_html(self.tune, width=self.width,
+                                         color_by_surprisal=self.color_by_surprisal.value)
+            self.steps.color_by_surprisal = self.color_by_surprisal.value
+
+    def _sync_steps(self) -> None:
+        """Load the current tune into the step-through when its tab is open."""
+        if self.tabs.selected_index == 1 and self.recording is not None and \
+                self.steps.recording is not self.recording:
+            self.steps.show(self.recording)
+
+    def step_through(self) -> StepThrough:
+        """The step-through of the current tune (the studio's second tab), loaded."""
+        if self.recording is not None and self.steps.recording is not self.recording:
+            self.steps.show(self.recording)
+        return self.steps
+
+    def compare(self, a: Settings | Mapping[str, Any] | None = None,
+                b: Settings | Mapping[str, Any] | None = None) -> Comparison:
+        """Two settings side by side; fields not given come from the studio's current settings
+        (so both use its seed): ``studio.compare({"temperature": 0.7}, {"temperature": 1.5})``."""
+        base = self.settings
+        return Comparison(self.model, Settings.of(a, base), Settings.of(b, base),
+                          color_by_surprisal=self.color_by_surprisal.value)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _status(icon: str, text: str, color: str) -> str:
+    return (f'<div style="font-size:115%;color:{color};padding:2px 0">{icon} '
+            f"{html.escape(text)}</div>")
+
+
+class Comparison:
+    """Two settings side by side: each column a label, the score and play button, and
+    :func:`observations`. Attributes: ``settings``, ``tunes``, ``observations`` (pairs),
+    ``columns`` (the two VBoxes), ``widget``."""
+
+    def __init__(self, model: Any, a: Settings | Mapping[str, Any] | None,
+                 b: Settings | Mapping[str, Any] | None, *, color_by_surprisal: bool = False,
+                 width: int = 520):
+        import ipywidgets as widgets
+
+        first = Settings.of(a)
+        self.settings = (first, Settings.of(b, first))
+        self.tunes: list[Tune | None] = []
+        self.observations: list[dict[str, Any] | None] = []
+        self.columns = []
+        for s in self.settings:
+            head = f'<div style="font-size:125%;font-weight:bold">{html.escape(s.label())}</div>'
+            try:
+                tune = new_tune(model, s)
+                obs = observations(tune)
+                body = tune_html(tune, width=width, color_by_surprisal=color_by_surprisal)
+                table = observations_html(obs)
+            except Exception as err:  # noqa: BLE001
+                tune, obs, body, table = None, None, _problem("No tune", err), ""
+            self.tunes.append(tune)
+            self.observations.append(obs)
+            self.columns.append(widgets.VBox(
+                [widgets.HTML(head), widgets.HTML(body), widgets.HTML(table)],
+                layout=widgets.Layout(width="50%", padding="0 8px")))
+        self.widget = widgets.HBox(self.columns, layout=widgets.Layout(width="100%"))
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def compare(model: Any, a: Settings | Mapping[str, Any] | None,
+            b: Settings | Mapping[str, Any] | None, **kwargs: Any) -> Comparison:
+    """Two settings side by side (fields of ``b`` not given come from ``a``): see
+    :class:`Comparison`."""
+    return Comparison(model, a, b, **kwargs)
+
