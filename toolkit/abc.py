@@ -111,9 +111,9 @@ def parse_duration(text: str) -> Fraction:
     if m is None:
         raise ValueError(f"not a duration: {text!r}")
     num = int(m.group(1)) if m.group(1) else 1
-    if m.group(2) is None:
+    if m.group(2) is None and num > 0:
         return Fraction(num)
-    den = int(m.group(2)[1:]) if len(m.group(2)) > 1 else 2
+    den = int(m.group(2)[1:]) if m.group(2) and len(m.group(2)) > 1 else 2
     if den == 0 or num == 0:
         raise ValueError(f"not a duration: {text!r}")
     return Fraction(num, den)
@@ -415,8 +415,8 @@ class _Lexer:
     def _bar(self, s: str, i: int, lineno: int) -> int:
         m = re.match(r"\[?[|:\]\[]*", s[i:])
         raw = m.group(0)
-        # an ending bracket glued to the bar: "|[1" -> "|" + "[1"
-        if raw.endswith("[") and i + len(raw) < len(s) and s[i + len(raw)].isdigit():
+        # a bracket glued to the bar opens what follows: "|[1" ending, "|[CE]" chord, "|[K:G]"
+        if raw.endswith("[") and len(raw) > 1 and i + len(raw) < len(s):
             raw = raw[:-1]
         j = i + len(raw)
         core = raw.replace("[", "")
@@ -436,7 +436,13 @@ class _Lexer:
             return j  # a stray colon: nothing musical
         else:
             raise self._error(f"unsupported bar line {raw!r}", lineno, i + 1)
-        self._emit(tok)
+        last = self.tokens[-1] if self.tokens else None
+        if last in BARS and (tok in ("|", "||") or tok == last):
+            pass  # "|\n|", ":| ||", "|] |]": a second bar line with no note between adds nothing
+        elif last in ("|", "||"):
+            self.tokens[-1] = tok  # "| |:", "|| :|": the plain bar line adds nothing
+        else:
+            self._emit(tok)
         if j < len(s) and s[j].isdigit():  # "|1" or ":|2"
             self._emit("[" + s[j])
             j += 1
@@ -474,6 +480,7 @@ def encode(abc: str, style: str | None = None, *,
     lexer: _Lexer | None = None
 
     def set_field(name: str, value: str, lineno: int, col: int) -> None:
+        value = value.split("%")[0]  # a field may end with a comment: "M:9/8 % or 6/8"
         if name == "M":
             tok = _meter_token(value)
             if header.meter is None:
@@ -533,7 +540,10 @@ def encode(abc: str, style: str | None = None, *,
     key = header.key
     steps = _steps_to(key, "C")
     c_key = Key("C", 0, key.mode)
-    body = [transpose_pitch(t, key, c_key, steps) if is_pitch(t) else t for t in lexer.tokens]
+    try:
+        body = [transpose_pitch(t, key, c_key, steps) if is_pitch(t) else t for t in lexer.tokens]
+    except ValueError as err:  # e.g. a double sharp on a sharpened degree of K:Fb
+        raise ABCSyntaxError(str(err)) from None
     while body and body[0] == "|":  # a leading plain bar line carries nothing
         body.pop(0)
     style_tok = f"S:{style}" if style else UNKNOWN_STYLE
@@ -680,7 +690,8 @@ def decode(tokens: Sequence[str], key: str = "D", *, title: str = "Folk Sampler 
             tok = transpose_pitch(tok, src, dst, steps)
         if i in durations:
             e = durations[i]
-            if e.onset > 0 and e.onset % beat == 0 and out and out[-1] not in (" ", "\n"):
+            if e.onset > 0 and e.onset % beat == 0 and out and out[-1] not in (" ", "\n") \
+                    and not out[-1].lstrip().startswith("("):  # "(3efd", not "(3 efd"
                 out.append(" ")
             out.append(tok)
         elif is_bar(tok):
@@ -693,6 +704,11 @@ def decode(tokens: Sequence[str], key: str = "D", *, title: str = "Folk Sampler 
             out.append(tok + " ")
         elif tok.startswith("(") and out and out[-1] not in (" ", "\n"):
             out.append(" " + tok)
+        elif tok == "-":  # a tie follows its first note at once, even across a bar line
+            j = len(out)
+            while j > 0 and (not out[j - 1].strip() or out[j - 1].strip() in BARS + ENDINGS):
+                j -= 1
+            out.insert(j, tok)
         else:
             out.append(tok)
     text = "".join(out)

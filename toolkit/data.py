@@ -80,7 +80,8 @@ def _encode_one(item: tuple[str, str, str]) -> dict:
         tokens = encode(abc, style, phrase_breaks_are_bars=collection == "essenFolksong")
     except ABCSyntaxError as err:
         reason = re.sub(r" \(line .*\)$", "", str(err))
-        reason = re.sub(r"'.*'", "'…'", reason) if "unknown symbol" not in reason else reason
+        if "unknown symbol" not in reason:  # group by kind: "key '…' is not a tonic and a mode"
+            reason = re.sub(r"'[^']*'", "'…'", reason.split(" (e.g.")[0])
         rec["error"] = reason
         return rec
     validity = check_tokens(tokens)
@@ -150,7 +151,8 @@ def build(out_dir: str | Path | None = None, verbose: bool = False) -> dict:
     kept = list(seen.values())
 
     vocab = sorted({t for r in kept for t in r["tokens"]})
-    with open(out / "tunes.jsonl", "w") as f:
+    tmp = out / "tunes.jsonl.part"  # renamed when complete: load() never sees half a file
+    with open(tmp, "w") as f:
         for r in kept:
             f.write(json.dumps({k: r[k] for k in ("source", "collection", "style", "split",
                                                   "tokens")}) + "\n")
@@ -176,6 +178,7 @@ def build(out_dir: str | Path | None = None, verbose: bool = False) -> dict:
     }
     (out / "vocab.json").write_text(json.dumps(vocab))
     (out / "stats.json").write_text(json.dumps(stats, indent=1))
+    os.replace(tmp, out / "tunes.jsonl")
     if verbose:
         print(json.dumps(stats, indent=1))
     return stats
