@@ -23,7 +23,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def studio(model):
-    return st.TuneStudio(model, {**st.STUDIO_DEFAULTS, **SHORT, "seed": 1})
+    return st.TuneStudio(model, {**SHORT, "seed": 1})
 
 
 def readable_seed(model, settings: dict, tries: int = 40) -> int:
@@ -126,13 +126,13 @@ def test_moving_the_seed_writes_a_new_tune(studio):
 
 
 def test_a_readable_tune_has_score_and_audio(studio, model):
-    seed = readable_seed(model, {**st.STUDIO_DEFAULTS, **SHORT})
+    seed = readable_seed(model, SHORT)
     studio.seed.value = seed
     assert "<svg" in studio.score.value and "<audio" in studio.score.value
 
 
 def test_colour_checkbox_redraws_without_generating(studio, model):
-    studio.seed.value = readable_seed(model, {**st.STUDIO_DEFAULTS, **SHORT})
+    studio.seed.value = readable_seed(model, SHORT)
     tune, plain = studio.tune, studio.score.value
     studio.color_by_surprisal.value = True
     try:
@@ -178,15 +178,17 @@ def test_step_through_follows_the_studio(studio):
     try:
         assert steps.recording is studio.recording and steps.step.value == 1
         assert steps.step.max == len(studio.recording)
-        bars, png = steps.bars, steps.view.widget.value
+        plot, png = steps.plot, steps.view.widget.value
+        bars = plot.bars
         steps.next.click()
         assert steps.step.value == 2
         steps.step.value = 4
         d = studio.recording[3]
         assert f"u = <b>{d.u:.4f}</b>" in steps.info.value
-        assert steps.bars is bars                    # updated in place, not rebuilt
-        assert steps.view.widget.value != png        # ...and redrawn
-        assert d.token_id in steps.bars.tokens       # the drawn token is on the chart
+        assert steps.plot is plot and plot.bars is bars   # updated in place, not rebuilt
+        assert steps.view.widget.value != png             # ...and redrawn
+        assert d.token_id in bars.tokens                  # the drawn token is on the chart
+        assert plot.step is d
         steps.previous.click()
         assert steps.step.value == 3
         steps.step.value = 1
@@ -212,9 +214,24 @@ def test_compare_uses_the_same_seed(studio):
     assert all(t is not None and t.settings["seed"] == 9 for t in c.tunes)
     assert len(c.columns) == 2 and all(o["tokens"] > 0 for o in c.observations)
     assert c.tunes[0].abc == st.new_tune(studio.model, a).abc
+    assert c._repr_html_().count("folk-sampler-studio-tune") == 2  # shows as plain HTML
+    assert c.widget.value == c.html
 
 
 def test_compare_reports_a_bad_setting_in_its_column(model):
     c = st.compare(model, {"seed": 1, **SHORT}, {"meter": "5/4"})
     assert c.tunes[0] is not None and c.tunes[1] is None
-    assert "meter must be one of" in c.columns[1].children[1].value
+    assert "meter must be one of" in c.columns[1] and "No tune" in c.html
+
+
+def test_recording_summary_and_static_step_plot(model):
+    rec = st.record(model, {"temperature": 0.0, "seed": 3, **SHORT})
+    summary = rec.summary()
+    assert summary["steps"] == len(rec) and summary["favourite_share"] == 1.0  # greedy
+    assert summary["mean_kept"] == 1.0
+    plot = st.plot_step(rec[0], rec.labels, total=len(rec))
+    assert rec[0].token_id in plot.bars.tokens
+    plot.update(rec[len(rec) - 1])
+    assert plot.step.index == len(rec) - 1
+    import matplotlib.pyplot as plt
+    plt.close(plot.fig)

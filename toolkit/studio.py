@@ -48,8 +48,8 @@ from toolkit.tune import Tune
 
 __all__ = [
     "Settings", "one_thread", "new_tune", "record", "Recording", "DrawStep", "token_labels",
-    "tune_html", "observations", "summarize", "TuneStudio", "StepThrough", "Comparison",
-    "compare",
+    "tune_html", "observations", "observations_html", "summarize", "StepPlot", "plot_step",
+    "TuneStudio", "StepThrough", "Comparison", "compare",
 ]
 
 #: The slider ranges of the studio (min, max, step).
@@ -62,9 +62,6 @@ RANGES = {
 }
 #: Notes the model gave less than this probability count as "surprising" in observations.
 SURPRISING = 0.05
-#: The studio's conditioning when none is given, where the model knows these values. Without a
-#: meter the model is not told one, and the score is written in 4/4 whatever it plays.
-STUDIO_DEFAULTS = {"meter": "4/4", "mode": "maj"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,16 +149,17 @@ def one_thread() -> Iterator[None]:
 
 
 def new_tune(model: Any, settings: Settings | Mapping[str, Any] | None = None,
-             on_step: Callable[[dict], None] | None = None) -> Tune:
+             on_step: Callable[[dict], None] | None = None, sampler: Any = None) -> Tune:
     """Generate the one tune that ``settings`` describe (the same seed gives the same tune).
 
     The same as ``generate(model, n=1, seed=..., sampler=settings.chain(), ...)[0]``, run on one
-    thread (:func:`one_thread`).
+    thread (:func:`one_thread`). ``sampler`` replaces the settings' chain (it must draw the
+    same way, as :func:`record`'s does).
     """
     s = Settings.of(settings)
     with one_thread():
         return generate(model, n=1, seed=s.seed, meter=s.meter, mode=s.mode, style=s.style,
-                        max_tokens=s.max_tokens, sampler=s.chain(), key=s.key,
+                        max_tokens=s.max_tokens, sampler=sampler or s.chain(), key=s.key,
                         on_step=on_step)[0]
 
 
@@ -259,20 +257,25 @@ class Recording:
 
     Made by :func:`record`. ``len(recording)`` is the number of drawn tokens; ``recording[i]``
     (:meth:`step`) explains step i -- worked out on first use with
-    :func:`toolkit.sampling.explain` and a generator seeded like the generator's, so ``u`` is
-    the very number that drew the token. :meth:`partial` is the tune written so far.
+    :func:`toolkit.sampling.explain`, from the logits the chain received and the random
+    generator's state just before that draw, so ``u`` is the very number that drew the token.
+    :meth:`partial` is the tune written so far.
     """
 
-    def __init__(self, model: Any, settings: Settings, tune: Tune, logits: list[torch.Tensor]):
+    def __init__(self, model: Any, settings: Settings, tune: Tune, logits: list[torch.Tensor],
+                 states: list[torch.Tensor]):
+        if len(logits) != len(states):
+            raise RuntimeError(f"the recording is out of step: {len(logits)} steps reported, "
+                               f"{len(states)} draws seen")
         self.settings = settings
         self.tune = tune
         self.vocab = list(model.vocab)
         self.labels = token_labels(self.vocab, tune)
         self.prefix = sum(lp is None for lp in tune.logprobs or [])
         self._logits = logits
+        self._states = states
         self._chain = settings.chain()
-        self._generator = torch.Generator().manual_seed(settings.seed)
-        self._steps: list[DrawStep] = []
+        self._steps: dict[int, DrawStep] = {}
         self._partials: dict[int, Tune] = {}
 
     def __len__(self) -> int:
@@ -287,12 +290,14 @@ class Recording:
         if isinstance(i, bool) or not isinstance(i, int | np.integer) or not -n <= i < n:
             raise ValueError(f"step must be an integer in [0, {n - 1}], got {i!r}")
         i = int(i) % n
-        while len(self._steps) <= i:  # the draws must be replayed in order: one u per step
-            self._steps.append(self._explain(len(self._steps)))
+        if i not in self._steps:
+            self._steps[i] = self._explain(i)
         return self._steps[i]
 
     def _explain(self, i: int) -> DrawStep:
-        e = S.explain(self._logits[i], self._chain, generator=self._generator, vocab=self.vocab)
+        generator = torch.Generator()
+        generator.set_state(self._states[i])  # as it was just before step i's draw
+        e = S.explain(self._logits[i], self._chain, generator=generator, vocab=self.vocab)
         token = self.tune.tokens[self.prefix + i]
         d = e.draw
         if self.vocab[d.token] != token:  # cannot happen with the stateless temperature_first
@@ -303,6 +308,26 @@ class Recording:
                         probs=e.stages[-1].probs, u=d.u, interval=d.interval, rank=d.rank,
                         prob=d.prob, model_prob=float(model.probs[d.token]),
                         entropy_bits=model.entropy_bits)
+
+    def summary(self) -> dict[str, float]:
+        """The whole recording in a few numbers (every step is explained for it):
+
+        ``steps``; ``favourite_share``: the share of draws that took the model's most likely
+        token (rank 1); ``mean_rank`` and ``max_rank`` of the drawn tokens; ``mean_kept``:
+        tokens the sampler kept per step; ``mean_removed_mass``: the share of the model's
+        probability it cut, per step; ``mean_entropy_bits`` of the model's distributions.
+        """
+        steps = [self.step(i) for i in range(len(self))]
+        ranks = np.array([d.rank for d in steps])
+        return {
+            "steps": len(steps),
+            "favourite_share": float(np.mean(ranks == 1)),
+            "mean_rank": float(ranks.mean()),
+            "max_rank": int(ranks.max()),
+            "mean_kept": float(np.mean([d.n_kept for d in steps])),
+            "mean_removed_mass": float(np.mean([d.removed_mass for d in steps])),
+            "mean_entropy_bits": float(np.mean([d.entropy_bits for d in steps])),
+        }
 
     def partial(self, i: int) -> Tune:
         """The tune as far as step ``i`` (its tokens, log-probabilities and ABC so far)."""
@@ -318,11 +343,37 @@ class Recording:
         return self._partials[i]
 
 
-def record(model: Any, settings: Settings | Mapping[str, Any] | None = None) -> Recording:
-    """Generate the tune of ``settings`` and keep the model's logits at every step.
+class _DrawLog:
+    """A sampler chain that notes the random generator's state before each draw.
 
-    Costs one generation (the logits of one step are V numbers); the explanations are worked
-    out when a step is first looked at.
+    ``on_step`` gives the logits of every step but not the uniform number u the draw used;
+    with the generator's state, :func:`toolkit.sampling.explain` draws the same u again.
+    """
+
+    def __init__(self, chain: S.Chain):
+        self.chain = chain
+        self.states: list[torch.Tensor] = []
+
+    def reset(self) -> None:
+        self.chain.reset()
+
+    def sample(self, logits: torch.Tensor, generator: torch.Generator | None = None,
+               ctx: Any = None) -> torch.Tensor:
+        if generator is None:
+            raise RuntimeError("the generator drew without a torch.Generator: cannot record")
+        self.states.append(generator.get_state())
+        return self.chain.sample(logits, generator=generator, ctx=ctx)
+
+    def __repr__(self) -> str:
+        return repr(self.chain)
+
+
+def record(model: Any, settings: Settings | Mapping[str, Any] | None = None) -> Recording:
+    """Generate the tune of ``settings`` and keep what every step needs to be explained.
+
+    Costs one generation: per step, the logits the chain received (``on_step``, V numbers) and
+    the generator's state (a few kB). The explanations are worked out when a step is first
+    looked at.
     """
     s = Settings.of(settings)
     logits: list[torch.Tensor] = []
@@ -330,8 +381,9 @@ def record(model: Any, settings: Settings | Mapping[str, Any] | None = None) -> 
     def keep(rec: dict) -> None:
         logits.append(rec["logits"][0].detach().clone())  # (V,): the logits the chain received
 
-    tune = new_tune(model, s, on_step=keep)
-    return Recording(model, s, tune, logits)
+    log = _DrawLog(s.chain())
+    tune = new_tune(model, s, on_step=keep, sampler=log)
+    return Recording(model, s, tune, logits, log.states)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,35 +528,116 @@ def _live_backend() -> bool:
     return "ipympl" in backend or backend == "widget"
 
 
+# ---------------------------------------------------------------------------------------------
+# The step plot (pure: data in, artists out)
+# ---------------------------------------------------------------------------------------------
+
+class StepPlot:
+    """One step of a generation in two panels, updated in place.
+
+    Top: the model's next-token distribution over the ``top`` most likely tokens of *this*
+    step (:class:`toolkit.plots.DistributionPlot`): blue bars are kept by the sampler, grey
+    ones cut, black marks show the kept tokens after the cut (renormalised) and the drawn
+    token has a vermillion outline. Bottom: where the draw landed (:class:`toolkit.plots.
+    DrawPlot`): [0, 1) cut into one slice per token, u marked.
+
+    Attributes: ``fig``, ``bars``, ``draw``, ``step`` (the :class:`DrawStep` shown).
+    """
+
+    def __init__(self, step: DrawStep, labels: Sequence[str], *, total: int | None = None,
+                 fig: Any = None, top: int = 12, figsize: tuple[float, float] = (12, 6.2)):
+        import matplotlib as mpl
+
+        from toolkit import plots
+
+        self.top = top
+        self.total = total
+        self.labels = list(labels)
+        grid = {"gridspec_kw": {"height_ratios": [3, 1.35]}}
+        with mpl.rc_context(plots.PROJECTOR_RC):
+            if fig is None:
+                fig, axes = plots.new_figure(2, 1, figsize=figsize, **grid)
+            else:
+                axes = fig.subplots(2, 1, **grid)
+            self.fig = fig
+            self.bars = plots.plot_distribution(
+                step.model_probs, self.labels, kept=step.kept, after=step.probs,
+                tokens=self._shown(step), ax=axes[0], xlabel="next token (most likely first)")
+            self.draw = plots.plot_draw(step.probs, step.u, self.labels, token=step.token_id,
+                                        ax=axes[1], title=None)
+        self.update(step, draw=False)
+        plots.freeze_layout(fig)  # lay out once: later draws only move artists
+
+    def _shown(self, step: DrawStep) -> np.ndarray:
+        order = np.argsort(-step.model_probs, kind="stable")[: self.top]
+        if step.token_id not in order:  # the drawn token is always on the chart
+            order = np.r_[order[:-1], step.token_id]
+        return order
+
+    def update(self, step: DrawStep, *, draw: bool = True) -> None:
+        """Show another step: the same bars and slices, moved and relabelled."""
+        from toolkit import plots
+
+        bars = self.bars
+        bars.tokens = self._shown(step)  # DistributionPlot keeps its tokens; a step has its own
+        bars.labels = [bars.vocab[i] for i in bars.tokens]
+        bars.ax.set_xticks(bars.x, bars.labels)
+        bars.update(step.model_probs, kept=step.kept, after=step.probs, draw=False)
+        self.draw.update(step.probs, step.u, step.token_id, draw=False)
+        drawn_at = int(np.flatnonzero(bars.tokens == step.token_id)[0])
+        for i, bar in enumerate(bars.bars):
+            bar.set_edgecolor(plots.COLORS["drawn"] if i == drawn_at else "none")
+            bar.set_linewidth(4 if i == drawn_at else 0)
+        of = f" of {self.total}" if self.total else ""
+        bars.set_title(f"step {step.index + 1}{of}: the model's next-token distribution")
+        self.step = step
+        if draw:
+            self.fig.canvas.draw_idle()
+
+
+def plot_step(step: DrawStep, labels: Sequence[str], *, total: int | None = None,
+              fig: Any = None, top: int = 12) -> StepPlot:
+    """Plot one step of a recording: the distribution, what the sampler kept, where u landed.
+
+    ``plot_step(rec[0], rec.labels, total=len(rec))``; returns a :class:`StepPlot`
+    (``.update(rec[5])`` moves it in place).
+    """
+    return StepPlot(step, labels, total=total, fig=fig, top=top)
+
+
+# ---------------------------------------------------------------------------------------------
+# Widgets
+# ---------------------------------------------------------------------------------------------
+
 class _FigureView:
     """A figure a widget app can show and redraw: the ipympl canvas itself under
-    ``%matplotlib widget``, else a PNG in an ``ipywidgets.Image`` (JupyterLab, Voilà, tests,
-    saved notebooks). Either way the figure is built once and its artists move in place."""
+    ``%matplotlib widget``, else a PNG in an ``ipywidgets.Image`` (JupyterLab, Voilà, tests).
+    Either way the figure is made once and its artists move in place."""
 
-    def __init__(self, figsize: tuple[float, float], nrows: int = 1,
-                 height_ratios: Sequence[float] | None = None):
+    def __init__(self, figsize: tuple[float, float]):
         import ipywidgets as widgets
         import matplotlib as mpl
         from matplotlib.figure import Figure
 
         from toolkit import plots
 
-        kw = {"gridspec_kw": {"height_ratios": list(height_ratios)}} if height_ratios else {}
         self.live = _live_backend()
         if self.live:
-            self.fig, axes = plots.new_figure(nrows, 1, figsize=figsize, show=False, **kw)
+            import matplotlib.pyplot as plt
+
+            with mpl.rc_context(plots.PROJECTOR_RC), plt.ioff():
+                self.fig = plt.figure(figsize=figsize, layout="constrained")
+            self.fig.canvas.header_visible = False
             self.fig.canvas.toolbar_visible = False
             self.widget = self.fig.canvas
         else:
             from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-            with mpl.rc_context(plots.PROJECTOR_RC):
-                self.fig = Figure(figsize=figsize, dpi=80, layout="constrained")
-                FigureCanvasAgg(self.fig)  # its own canvas: no pyplot, so never shown twice
-                axes = self.fig.subplots(nrows, 1, **kw)
+            # no pyplot: the figure is never shown a second time by the inline backend
+            self.fig = Figure(figsize=figsize, dpi=80, layout="constrained")
+            FigureCanvasAgg(self.fig)
             self.widget = widgets.Image(format="png",
-                                        layout=widgets.Layout(width="100%", max_width="900px"))
-        self.axes = list(np.atleast_1d(axes))
+                                        layout=widgets.Layout(width="100%", max_width="960px"))
 
     def refresh(self) -> None:
         """Show the artists as they are now."""
@@ -516,24 +649,14 @@ class _FigureView:
             self.widget.value = plots.figure_png(self.fig)
 
 
-def _set_shown_tokens(plot: Any, tokens: Sequence[int]) -> None:
-    """Point a :class:`toolkit.plots.DistributionPlot` at other tokens (same number of bars).
-
-    The plot keeps its tokens fixed across updates; a step-through needs each step's own top N.
-    """
-    plot.tokens = np.asarray(tokens, dtype=int)
-    plot.labels = [plot.vocab[i] for i in plot.tokens]
-    plot.ax.set_xticks(plot.x, plot.labels)
-
-
 class StepThrough:
     """Step through one recorded tune: the distribution at every note, the draw, the score.
 
     Attributes: ``step`` (IntSlider, 1 to the number of steps), ``previous`` / ``next``
-    (Buttons), ``info`` (HTML: the draw in words), ``score`` (HTML: the tune as far as this
-    step), ``bars`` (the :class:`toolkit.plots.DistributionPlot`), ``draw`` (the
-    :class:`toolkit.plots.DrawPlot`), ``widget`` (the whole view). :meth:`show` loads another
-    :class:`Recording`; moving the slider only indexes it.
+    (Buttons), ``info`` (HTML: the draw in words), ``plot`` (the :class:`StepPlot`, made on
+    the first step shown), ``score`` (HTML: the tune as far as this step), ``widget`` (the
+    whole view). :meth:`show` loads another :class:`Recording`; moving the slider only
+    indexes it.
     """
 
     def __init__(self, recording: Recording | None = None, *, top: int = 12,
@@ -544,6 +667,7 @@ class StepThrough:
         self.width = width
         self.color_by_surprisal = color_by_surprisal
         self.recording: Recording | None = None
+        self.plot: StepPlot | None = None
         self.step = widgets.IntSlider(value=1, min=1, max=1, description="step",
                                       continuous_update=True,
                                       layout=widgets.Layout(width="55%"))
@@ -551,9 +675,7 @@ class StepThrough:
         self.next = widgets.Button(description="Next ▶", layout={"width": "120px"})
         self.info = widgets.HTML()
         self.score = widgets.HTML()
-        self.view = _FigureView((12, 6.2), nrows=2, height_ratios=(3, 1.35))
-        self.bars: Any = None
-        self.draw: Any = None
+        self.view = _FigureView((12, 6.2))
         self.widget = widgets.VBox([widgets.HBox([self.previous, self.step, self.next]),
                                     self.info, self.view.widget, self.score])
         self.previous.on_click(lambda _: self._move(-1))
@@ -587,7 +709,14 @@ class StepThrough:
             return
         try:
             d = rec.step(self.step.value - 1)  # the slider counts from 1, as the title does
-            self._plot(d, rec)
+            if self.plot is None or self.plot.labels != rec.labels:
+                self.view.fig.clear()
+                self.plot = StepPlot(d, rec.labels, total=len(rec), fig=self.view.fig,
+                                     top=self.top)
+            else:
+                self.plot.total = len(rec)
+                self.plot.update(d, draw=False)
+            self.view.refresh()
             self.info.value = _step_html(d, rec)
             self.score.value = tune_html(rec.partial(d.index), audio=False, abc=False,
                                          color_by_surprisal=self.color_by_surprisal,
@@ -595,39 +724,8 @@ class StepThrough:
         except Exception as err:  # noqa: BLE001 -- the view must not raise
             self.info.value = _problem(f"Step {self.step.value} cannot be shown", err)
 
-    def _plot(self, d: DrawStep, rec: Recording) -> None:
-        from toolkit import plots
-
-        order = np.argsort(-d.model_probs, kind="stable")[: self.top]
-        if d.token_id not in order:  # the drawn token is always on the chart
-            order = np.r_[order[:-1], d.token_id]
-        if self.bars is None or len(self.bars.vocab) != len(rec.labels):
-            for ax in self.view.axes:
-                ax.clear()
-            self.bars = plots.plot_distribution(
-                d.model_probs, rec.labels, kept=d.kept, after=d.probs, tokens=order,
-                ax=self.view.axes[0], xlabel="next token (most likely first)")
-            self.draw = plots.plot_draw(d.probs, d.u, rec.labels, token=d.token_id,
-                                        ax=self.view.axes[1], title=None)
-            self.bars.set_title(_step_title(d, rec))
-            plots.freeze_layout(self.view.fig)  # lay out once; later draws only move artists
-        else:
-            _set_shown_tokens(self.bars, order)
-            self.bars.update(d.model_probs, kept=d.kept, after=d.probs, draw=False)
-            self.draw.update(d.probs, d.u, d.token_id, draw=False)
-        drawn_at = int(np.flatnonzero(self.bars.tokens == d.token_id)[0])
-        for i, bar in enumerate(self.bars.bars):
-            bar.set_edgecolor(plots.COLORS["drawn"] if i == drawn_at else "none")
-            bar.set_linewidth(4 if i == drawn_at else 0)
-        self.bars.set_title(_step_title(d, rec))
-        self.view.refresh()
-
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
-
-
-def _step_title(d: DrawStep, rec: Recording) -> str:
-    return f"step {d.index + 1} of {len(rec)}: the model's next-token distribution"
 
 
 def _step_html(d: DrawStep, rec: Recording) -> str:
@@ -647,12 +745,11 @@ class TuneStudio:
 
     Controls (ipywidgets, all attributes): ``temperature``, ``top_k``, ``top_p``, ``min_p``,
     ``seed`` (sliders that act on release), ``meter``, ``mode``, ``style`` (dropdowns with the
-    values the model knows; "not given" leaves it unconditioned) and ``color_by_surprisal``
-    (checkbox).
-    Outputs: ``status`` (HTML: working, done, or what went wrong), ``score`` (HTML: the score,
-    a play button, the ABC text), ``steps`` (a :class:`StepThrough` of the same tune, in the
-    second tab), ``widget`` (the whole app). The current ``tune``, its ``recording`` and
-    ``settings`` are attributes too; :meth:`update` writes a new tune by hand.
+    values the model knows; "model's choice" lets it draw one) and ``color_by_surprisal``
+    (checkbox). Outputs: ``status`` (HTML: working, done, or what went wrong), ``score`` (HTML:
+    the score, a play button, the ABC text), ``steps`` (a :class:`StepThrough` of the same
+    tune, in the second tab), ``widget`` (the whole app). The current ``tune``, its
+    ``recording`` and ``settings`` are attributes too; :meth:`update` writes a new tune.
     """
 
     def __init__(self, model: Any, settings: Settings | Mapping[str, Any] | None = None, *,
@@ -661,8 +758,6 @@ class TuneStudio:
 
         self.model = model
         self.width = width
-        if settings is None:
-            settings = {k: v for k, v in STUDIO_DEFAULTS.items() if v in model.choices(k)}
         s = Settings.of(settings)
         self._base = s
         self.tune: Tune | None = None
@@ -684,7 +779,7 @@ class TuneStudio:
         self.seed = slider(widgets.IntSlider, "seed", "seed", s.seed, "d")
 
         def menu(name: str, value: str | None) -> Any:
-            options = [("not given", None)] + [(c, c) for c in model.choices(name)]
+            options = [("model's choice", None)] + [(c, c) for c in model.choices(name)]
             return widgets.Dropdown(options=options, value=value, description=name,
                                     style={"description_width": "60px"},
                                     layout=widgets.Layout(width="220px"))
@@ -722,9 +817,10 @@ class TuneStudio:
             seed=int(self.seed.value), meter=self.meter.value, mode=self.mode.value,
             style=self.style.value)
 
+    _quiet = False
+
     def set(self, **changes: Any) -> None:
-        """Set several controls at once and write one tune: ``studio.set(temperature=0.7,
-        seed=3)``."""
+        """Set several controls and write one tune: ``studio.set(temperature=0.7, seed=3)``."""
         unknown = sorted(set(changes) - {"temperature", "top_k", "top_p", "min_p", "seed",
                                          "meter", "mode", "style"})
         if unknown:
@@ -737,8 +833,6 @@ class TuneStudio:
         finally:
             self._quiet = False
         self.update()
-
-    _quiet = False
 
     def update(self) -> None:
         """Write the tune the controls describe and show it (errors go to the status line)."""
@@ -801,20 +895,22 @@ def _status(icon: str, text: str, color: str) -> str:
 
 
 class Comparison:
-    """Two settings side by side: each column a label, the score and play button, and
-    :func:`observations`. Attributes: ``settings``, ``tunes``, ``observations`` (pairs),
-    ``columns`` (the two VBoxes), ``widget``."""
+    """Two settings side by side: each column a label, the score and play button, and its
+    :func:`observations`.
+
+    It shows itself as plain HTML, so a saved notebook keeps it (``widget`` wraps the same HTML
+    for a widget app). Attributes: ``settings``, ``tunes`` and ``observations`` (pairs; None
+    where a setting failed), ``columns`` (the HTML of each column), ``html``, ``widget``.
+    """
 
     def __init__(self, model: Any, a: Settings | Mapping[str, Any] | None,
                  b: Settings | Mapping[str, Any] | None, *, color_by_surprisal: bool = False,
-                 width: int = 520):
-        import ipywidgets as widgets
-
+                 width: int = 560):
         first = Settings.of(a)
         self.settings = (first, Settings.of(b, first))
         self.tunes: list[Tune | None] = []
         self.observations: list[dict[str, Any] | None] = []
-        self.columns = []
+        self.columns: list[str] = []
         for s in self.settings:
             head = f'<div style="font-size:125%;font-weight:bold">{html.escape(s.label())}</div>'
             try:
@@ -822,17 +918,24 @@ class Comparison:
                 obs = observations(tune)
                 body = tune_html(tune, width=width, color_by_surprisal=color_by_surprisal)
                 table = observations_html(obs)
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:  # noqa: BLE001 -- a bad setting shows in its column
                 tune, obs, body, table = None, None, _problem("No tune", err), ""
             self.tunes.append(tune)
             self.observations.append(obs)
-            self.columns.append(widgets.VBox(
-                [widgets.HTML(head), widgets.HTML(body), widgets.HTML(table)],
-                layout=widgets.Layout(width="50%", padding="0 8px")))
-        self.widget = widgets.HBox(self.columns, layout=widgets.Layout(width="100%"))
+            self.columns.append(f'<div style="flex:1 1 0;min-width:0;padding:0 8px">{head}'
+                                f"{body}{table}</div>")
+        self.html = ('<div class="folk-sampler-comparison" style="display:flex;gap:12px">'
+                     + "".join(self.columns) + "</div>")
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+    @property
+    def widget(self) -> Any:
+        """The comparison as an ``ipywidgets.HTML``."""
+        import ipywidgets as widgets
+
+        return widgets.HTML(self.html)
+
+    def _repr_html_(self) -> str:
+        return self.html
 
 
 def compare(model: Any, a: Settings | Mapping[str, Any] | None,
@@ -840,4 +943,3 @@ def compare(model: Any, a: Settings | Mapping[str, Any] | None,
     """Two settings side by side (fields of ``b`` not given come from ``a``): see
     :class:`Comparison`."""
     return Comparison(model, a, b, **kwargs)
-
