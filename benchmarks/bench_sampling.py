@@ -51,7 +51,7 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     chain = S.chain(S.temperature(1.2), S.top_k(40), S.top_p(0.9))
     print(f"\n{chain!r}, V = {V}: µs per step (one chain.sample call, median)")
-    print(f"  {'batch':>5}  {'bare':>8}  {'inference_mode':>14}  {'per row (inference)':>19}")
+    print(f"  {'batch':>5}  {'bare':>8}  {'inference_mode':>14}  {'per row':>19}")
     for batch, reps in ((1, 20000), (64, 3000)):
         logits = torch.randn(batch, V, generator=g) * 3
         figures = []
@@ -59,7 +59,14 @@ def main() -> None:
             with mode():
                 figures.append(median_us(lambda x=logits: chain.sample(x, g), reps))
         print(f"  {batch:>5}  {figures[0]:>8.1f}  {figures[1]:>14.1f}  "
-              f"{figures[1] / batch:>19.2f}")
+              f"{figures[1] / batch:>19.2f}   (2 threads)")
+    # On a busy machine a 2-thread OpenMP region can wait a whole scheduler slice for its
+    # second thread; one thread shows the cost of the work itself.
+    torch.set_num_threads(1)
+    logits = torch.randn(64, V, generator=g) * 3
+    one = median_us(lambda: chain.sample(logits, g), 3000)
+    print(f"  {64:>5}  {one:>8.1f}  {'':>14}  {one / 64:>19.2f}   (1 thread, bare)")
+    torch.set_num_threads(2)
 
     x = torch.randn(1, V, generator=g) * 3
     history = torch.randint(0, V, (1, 64), generator=g)
@@ -70,10 +77,11 @@ def main() -> None:
              S.temperature_by_bar([0.8, 1.2]), S.dynamic_temperature()]
     miro = S.chain(S.mirostat(3.0))
     stages: list[tuple[str, Callable[[], object]]] = [
-        ("input check", lambda: S.chain()(x)),
+        ("input check (empty chain)", lambda: S.chain()(x)),
         *[(repr(s), lambda s=s: s.step(x)) for s in chain],
         ("draw (S.draw)", lambda: S.draw(x, g)),
-        *[(repr(s)[:24], lambda s=s: s.step(x, ctx)) for s in steps],
+        *[(repr(s) if len(repr(s)) < 26 else type(s).__name__, lambda s=s: s.step(x, ctx))
+          for s in steps],
         ("Mirostat(3): sample", lambda: miro.sample(x, g)),
         ("explain (3 steps)", lambda: S.explain(x, chain, generator=g)),
     ]

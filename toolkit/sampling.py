@@ -363,8 +363,8 @@ class TopP(Step):
             return logits
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True, stable=True)
         sorted_probs = sorted_logits.softmax(dim=-1)             # (B, V) most likely first
-        mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
-        sorted_logits = _remove(sorted_logits, mass_before >= _scalar(self.p, mass_before))
+        mass_before = sorted_probs.cumsum(dim=-1).sub_(sorted_probs)
+        sorted_logits.masked_fill_(mass_before >= _scalar(self.p, mass_before), NEG_INF)
         return logits.scatter(-1, order, sorted_logits)          # back to vocabulary order
 
     @property
