@@ -694,6 +694,13 @@ def decode(tokens: Sequence[str], key: str = "D", *, title: str = "Folk Sampler 
                     and not out[-1].lstrip().startswith("("):  # "(3efd", not "(3 efd"
                 out.append(" ")
             out.append(tok)
+            j, length = i + 1, Fraction(1)  # its duration tokens, merged into one written length
+            while j < len(body) and is_duration(body[j]):
+                length, j = length * parse_duration(body[j]), j + 1
+            if j > i + 1:
+                out.append(duration_token(length) or "")
+        elif is_duration(tok):
+            continue  # written with its note above; a stray one (after a bar line) means nothing
         elif is_bar(tok):
             out.append(" " + tok + " ")
             bars_on_line += 1

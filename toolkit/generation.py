@@ -59,7 +59,8 @@ def generate(model: FolkLSTM, n: int = 1, seed: int | None = None, meter: str | 
     Parameters
     ----------
     meter, mode, style : the conditioning (``"6/8"``, ``"maj"``, ``"irish"``); None lets the model
-        choose.  ``model.choices("style")`` lists the values it knows.
+        choose, for each tune (a softmax draw among the values it knows).
+        ``model.choices("style")`` lists the values it knows.
     prime : the tune's opening, as ABC body text in ``key`` (``"|: d2e fed |"``) or tokens.
     sampler : a chain from :mod:`toolkit.sampling` (default: plain softmax sampling, or
         ``temperature`` alone when given).
@@ -95,9 +96,8 @@ def generate(model: FolkLSTM, n: int = 1, seed: int | None = None, meter: str | 
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    prefix = _prefix(model, meter, mode, style, prime, key)
-    ids = model.token_ids(prefix).to(device)
-    P = len(ids)
+    prefix = _prefix(model, meter, mode, style, prime, key)  # validates every argument first
+    P = len(prefix)
     sampler.reset() if hasattr(sampler, "reset") else None
     g = torch.Generator().manual_seed(seed)
 
@@ -106,19 +106,31 @@ def generate(model: FolkLSTM, n: int = 1, seed: int | None = None, meter: str | 
                            or (t == EOS and not stop_at_end)], device=device)
     is_bar = torch.tensor([t in BARS for t in model.vocab], device=device)
     eos = model.stoi[EOS]
-
     buf = torch.full((n, P + max_tokens), model.stoi[PAD], dtype=torch.long, device=device)
-    buf[:, :P] = ids
     logp_buf = torch.zeros(n, max_tokens, device=device)
-    x = ids[None].expand(n, P)
-    rows = [x]
-    if use_cfg:
-        uncond = list(prefix)
-        uncond[3] = UNKNOWN_STYLE
-        rows.append(model.token_ids(uncond).to(device)[None].expand(n, P))
-    logits, state = model(torch.cat(rows))        # (R·n, P, V)
-    logits = logits[:, -1]
-    bars = torch.tensor([sum(t in BARS for t in prefix)] * n, device=device)
+    R = 2 if use_cfg else 1  # rows: n conditional (+ n unconditional for guidance)
+
+    # the header: <s>, then meter, mode and style: given ones are fixed, missing ones the model
+    # chooses (a plain softmax draw among that slot's known values, one per tune)
+    buf[:, 0] = model.stoi[prefix[0]]
+    logits, state = model(buf[:, :1].repeat(R, 1))
+    for pos, (value, slot) in enumerate(((meter, "M:"), (mode, "K:"), (style, "S:")), start=1):
+        if value is not None:
+            tok = torch.full((n,), model.stoi[prefix[pos]], dtype=torch.long, device=device)
+        else:
+            allowed = torch.tensor([t.startswith(slot) and not t.endswith("?")
+                                    for t in model.vocab], device=device)
+            choice = logits[:n, -1].masked_fill(~allowed, float("-inf"))
+            tok = torch.multinomial(torch.softmax(choice.float(), -1), 1, generator=g)[:, 0]
+        buf[:, pos] = tok
+        feed = torch.cat([tok, torch.full_like(tok, model.stoi[UNKNOWN_STYLE])]) \
+            if use_cfg and slot == "S:" else tok.repeat(R)
+        logits, state = model(feed[:, None], state)
+    if P > 4:  # the primer, the same for every tune
+        buf[:, 4:P] = model.token_ids(prefix[4:]).to(device)
+        logits, state = model(buf[:, 4:P].repeat(R, 1), state)
+    logits = logits[:, -1]                                            # (R·n, V)
+    bars = torch.full((n,), sum(t in BARS for t in prefix), device=device)
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     length = torch.full((n,), max_tokens, dtype=torch.long, device=device)
     for step in range(max_tokens):
@@ -145,7 +157,7 @@ def generate(model: FolkLSTM, n: int = 1, seed: int | None = None, meter: str | 
         bars += is_bar[tok].long()
         if bool(finished.all()):
             break
-        inp = tok[:, None].repeat(2, 1) if use_cfg else tok[:, None]
+        inp = tok[:, None].repeat(R, 1)
         out, state = model(inp, state)
         logits = out[:, -1]
     model.train(was_training)

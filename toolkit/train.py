@@ -101,12 +101,15 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
                 vocab: list[str] | None = None, out_dir: str | Path | None = None,
                 resume: bool = False, device: str | None = None, checkpoint_every: int = 200,
                 on_epoch: Callable[[dict], None] | None = None, progress: bool = True,
-                max_minutes: float | None = None) -> tuple[FolkLSTM, list[dict]]:
+                max_minutes: float | None = None,
+                stop_after: int | None = None) -> tuple[FolkLSTM, list[dict]]:
     """Train a :class:`FolkLSTM`; return ``(best model, history)``.
 
     ``history`` has one dict per epoch: ``epoch``, ``train_loss``, ``valid_loss`` (nats/token),
     ``seconds``.  ``on_epoch(entry)`` is called after each epoch (a notebook draws its loss curve
     and plays a sample there).  With ``out_dir``, checkpoints make the run resumable.
+    ``stop_after`` ends the run after that many epochs while keeping the learning-rate schedule
+    of ``epochs`` (so a shortened run is still reproducible by one command).
     """
     for name, value, lo in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
                             ("hidden", hidden, 1), ("layers", layers, 1), ("emb", emb, 1)):
@@ -207,6 +210,8 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
             on_epoch(entry)
         if max_minutes and (time.perf_counter() - t_start) / 60 > max_minutes:
             break
+        if stop_after is not None and epoch + 1 >= stop_after:
+            break
     model.load_state_dict(best_state)
     model.info = {"history": history,
                   "train_seconds": round(sum(h["seconds"] for h in history), 1)}
@@ -241,6 +246,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--checkpoint-every", type=int, default=200)
     p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="stop after this many epochs, keeping the schedule of --epochs")
     p.add_argument("--export", action="store_true",
                    help="copy the best weights into toolkit/weights/ (the shipped model)")
 
@@ -273,7 +280,8 @@ def main(args: argparse.Namespace) -> None:
         train, valid, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, emb=args.emb,
         hidden=args.hidden, layers=args.layers, dropout=args.dropout, cond_drop=args.cond_drop,
         seed=args.seed, vocab=vocab, out_dir=args.out, resume=args.resume, device=args.device,
-        checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes)
+        checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
+        stop_after=args.stop_after)
     model.info.update({"data": args.data, "command": command, "seed": args.seed,
                        "parameters": model.num_parameters, "device": args.device or "auto",
                        "threads": torch.get_num_threads()})
