@@ -364,7 +364,11 @@ def engrave(parsed: ParsedTune, *, width: int = 800, key: str | int | None = Non
         score = score()
     if score is None:
         score = music21_score(parsed)
-    xml = musicxml(score).decode("utf-8")
+    try:
+        xml = musicxml(score).decode("utf-8")
+    except ABCError as err:
+        err.abc = parsed.text
+        raise
     with _lock:
         tk.setOptions(_options(width, transpose, "musicxml"))
         if not tk.loadData(xml):
@@ -533,14 +537,20 @@ def notes_from_score(score: Any) -> list[Note]:
 
 
 def musicxml(score: Any) -> bytes:
-    """A music21 score as MusicXML (bytes, UTF-8)."""
+    """A music21 score as MusicXML (bytes, UTF-8); :class:`ABCError` if music21 cannot."""
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
-    return bytes(GeneralObjectExporter(score).parse())
+    try:
+        return bytes(GeneralObjectExporter(score).parse())
+    except Exception as err:  # music21 raises many kinds; to the user they mean this
+        raise ABCError(f"music21 cannot write this tune as MusicXML: {err}") from err
 
 
 def midi(score: Any) -> bytes:
-    """A music21 score as a standard MIDI file (bytes)."""
+    """A music21 score as a standard MIDI file (bytes); :class:`ABCError` if music21 cannot."""
     from music21.midi.translate import music21ObjectToMidiFile
 
-    return bytes(music21ObjectToMidiFile(score).writestr())
+    try:
+        return bytes(music21ObjectToMidiFile(score).writestr())
+    except Exception as err:  # ditto
+        raise ABCError(f"music21 cannot write this tune as MIDI: {err}") from err

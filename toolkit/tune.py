@@ -324,7 +324,7 @@ _SYMBOL = re.compile(
     | (?P<mrest>[ZX](?P<bars>\d*))
     | (?P<broken><{{1,3}}|>{{1,3}})
     | (?P<text>"[^"\n]*")
-    | (?P<deco>![^!\n]*!|\+[^+\n]*\+|[.~H-Wh-wy])
+    | (?P<deco>![^!\s]{{1,30}}!|\+[^+\s]{{1,30}}\+|[.~H-Wh-wy])
     | (?P<misc>[$&`!*])
     """,
     re.VERBOSE,
@@ -1051,8 +1051,13 @@ class Tune:
         }
         paths = []
         for fmt in dict.fromkeys(f for f in EXPORT_FORMATS if f in wanted):
+            try:
+                data = makers[fmt]()
+            except ABCError as err:
+                err.abc = self.abc if err.abc is None else err.abc
+                raise
             path = folder / f"{stem}.{fmt}"
-            path.write_bytes(makers[fmt]())
+            path.write_bytes(data)
             paths.append(path)
         return paths
 
