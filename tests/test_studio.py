@@ -39,6 +39,12 @@ def readable_seed(model, settings: dict, tries: int = 40) -> int:
 
 # -- data -------------------------------------------------------------------------------------
 
+def test_docstring_examples():
+    import doctest
+
+    result = doctest.testmod(st)
+    assert result.attempted > 0 and result.failed == 0
+
 def test_settings_label_replace_and_errors():
     s = st.Settings(temperature=0.7, top_k=5, seed=3, meter="6/8")
     assert s.label() == "T 0.7 · top-k 5 · seed 3 · 6/8"

@@ -1,11 +1,13 @@
 """The tune studio: move a slider, hear a new tune, and see how every note was drawn.
 
-    >>> from toolkit import load_model                                  # doctest: +SKIP
-    >>> from toolkit.studio import TuneStudio
-    >>> studio = TuneStudio(load_model())      # sliders, status line, score and play button
-    >>> studio                                 # shows the app in Jupyter (or Voilà)
-    >>> studio.seed.value = 5                  # the same as moving the seed slider
-    >>> studio.compare({"temperature": 0.7}, {"temperature": 1.5})   # same seed, side by side
+In a notebook::
+
+    from toolkit import load_model
+    from toolkit.studio import TuneStudio
+    studio = TuneStudio(load_model())      # sliders, status line, score and play button
+    studio                                 # shows the app in Jupyter (or Voilà)
+    studio.seed.value = 5                  # the same as moving the seed slider
+    studio.compare({"temperature": 0.7}, {"temperature": 1.5})   # same seed, side by side
 
 The module has three layers, as the guide asks:
 
@@ -48,7 +50,8 @@ from toolkit.tune import Tune
 
 __all__ = [
     "Settings", "one_thread", "new_tune", "record", "Recording", "DrawStep", "token_labels",
-    "tune_html", "observations", "observations_html", "summarize", "StepPlot", "plot_step",
+    "tune_html", "observations", "observations_html", "summarize", "summary_table",
+    "StepPlot", "plot_step",
     "TuneStudio", "StepThrough", "Comparison", "compare",
 ]
 
@@ -309,6 +312,16 @@ class Recording:
                         prob=d.prob, model_prob=float(model.probs[d.token]),
                         entropy_bits=model.entropy_bits)
 
+    def describe(self, i: int) -> str:
+        """Step ``i`` in one plain sentence: what was cut, where u fell, what was drawn."""
+        d = self.step(i)
+        cut = (f"the sampler kept {d.n_kept} of {len(d.probs)} tokens "
+               f"(cutting {d.removed_mass:.1%} of the probability)" if d.removed_mass > 0 else
+               f"the sampler kept all {d.n_kept} tokens")
+        return (f"Step {d.index + 1} of {len(self)}: {cut}; u = {d.u:.4f} fell in "
+                f"[{d.interval[0]:.4f}, {d.interval[1]:.4f}) → {self.labels[d.token_id]!r}, "
+                f"rank {d.rank}, p = {d.prob:.1%} (the model alone: {d.model_prob:.1%}).")
+
     def summary(self) -> dict[str, float]:
         """The whole recording in a few numbers (every step is explained for it):
 
@@ -514,6 +527,34 @@ def summarize(model: Any, settings: Settings | Mapping[str, Any] | None = None,
         name = {"valid": "valid_share", "reads": "reads_share"}.get(k, k)
         out[name] = float(np.mean(values)) if values else math.nan
     return out
+
+
+_SUMMARY_NAMES = {
+    "tokens": "tokens drawn", "notes": "notes and rests", "pitches": "different pitches",
+    "mean_note_prob": "mean note probability", "surprising_notes": "notes below 5 %",
+    "bits_per_token": "bits per token", "bad_bars": "bars off the meter",
+    "valid_share": "valid tunes", "reads_share": "readable ABC",
+}
+_SHARES = ("mean_note_prob", "surprising_notes", "valid_share", "reads_share")
+
+
+def summary_table(summaries: Mapping[str, Mapping[str, float]]) -> str:
+    """Summaries (:func:`summarize`) side by side as a plain-text table, one column each.
+
+    >>> print(summary_table({"T 0.7": {"pitches": 9.5}, "T 1.5": {"pitches": 14.25}}))
+                            T 0.7     T 1.5
+    different pitches        9.50     14.25
+    """
+    names = list(summaries)
+    keys = [k for k in _SUMMARY_NAMES if all(k in s for s in summaries.values())]
+    first = max([len(_SUMMARY_NAMES[k]) for k in keys] + [0]) + 2
+    width = max([len(n) + 2 for n in names] + [10])
+    lines = [" " * first + "".join(f"{n:>{width}}" for n in names)]
+    for k in keys:
+        cells = [f"{summaries[n][k]:.0%}" if k in _SHARES else f"{summaries[n][k]:.2f}"
+                 for n in names]
+        lines.append(f"{_SUMMARY_NAMES[k]:<{first}}" + "".join(f"{c:>{width}}" for c in cells))
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
