@@ -226,6 +226,17 @@ def test_compare_orders_and_find_a_real_case_in_a_tune(model, jig):
         W.find_order_difference(model, jig[:12], temperature=1.0, top_p=0.8)
 
 
+def test_logits_along_a_tune_match_next_logits(model, jig):
+    along = W.logits_along(model, jig[:30])
+    assert along.shape == (30, len(model.vocab))
+    for n in (1, 5, 20, 30):
+        torch.testing.assert_close(along[n - 1], model.next_logits(jig[:n]), atol=1e-4,
+                                   rtol=1e-4)
+    without_bos = W.logits_along(model, jig[1:20])               # <s> is added, as next_logits
+    torch.testing.assert_close(without_bos[-1], model.next_logits(jig[1:20]), atol=1e-4,
+                               rtol=1e-4)
+
+
 def test_temperature_entropy():
     ts = [0.1, 0.5, 1.0, 2.0, 10.0]
     h = W.temperature_entropy(TOY_LOGITS, ts)

@@ -402,10 +402,11 @@ class DistributionPlot:
 
     def add_threshold(self, name: str, label: str, color: str | None = None,
                       linestyle: str = "--", _rebuild_legend: bool = True) -> Line2D:
-        """Add a hidden horizontal threshold line ``name``, named ``label`` in the legend."""
+        """Add a hidden horizontal threshold line ``name``, named ``label`` in the legend.
+
+        Default colour: reddish purple for a name containing "typical", else orange."""
         if color is None:
-            palette = [COLORS["threshold"], COLORS["typical"], COLORS["drawn"]]
-            color = palette[len(self.thresholds) % len(palette)]
+            color = COLORS["typical"] if "typical" in name else COLORS["threshold"]
         line = self.ax.axhline(0, color=color, ls=linestyle, lw=3.5, zorder=3)
         line.set_visible(False)
         self.thresholds[name] = line
@@ -442,7 +443,7 @@ class DistributionPlot:
             self.after_line.set_data(self.x, a)
             if np.isfinite(a).any():
                 tallest = max(tallest, float(np.nanmax(a)))
-        if self.show_mass:
+        if self.show_mass and len(self.tokens) < len(p):
             self.mass_text.set_text(f"top {len(self.tokens)} of {len(p)} tokens hold "
                                     f"{heights.sum():.0%}")
         if self.ylim == "auto":
@@ -613,7 +614,7 @@ class StaircasePlot:
         self.step_line.set_data(np.r_[self.x[:m] - 0.4, m - 0.6], np.r_[tops, tops[-1]])
         self.p_line.set_ydata([p, p])
         self.p_text.set_text(f"p = {p:.2f}")
-        self.p_text.set_y(p)
+        self.p_text.set_y(p + 0.01)                  # just above its line
         n_kept = int(k_sorted.sum())
         mass = float(sorted_p[k_sorted].sum())
         self.edge.set_xdata([n_kept - 0.5, n_kept - 0.5])

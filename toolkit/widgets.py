@@ -24,9 +24,10 @@ move, once the app has been displayed. Displaying an app also stores a static PN
 figure beside the live view, so a saved notebook shows the plot where widgets cannot run
 (GitHub, nbconvert).
 
-This module also holds two small helpers the lessons share: :func:`temperature_entropy`
-(entropy against temperature) and :func:`compare_orders` / :func:`find_order_difference`
-(the same settings, the two chain orders, different notes kept).
+This module also holds small helpers the lessons share: :func:`temperature_entropy`
+(entropy against temperature), :func:`compare_orders` / :func:`find_order_difference` (the same
+settings, the two chain orders, different notes kept) and :func:`logits_along` (the model's
+next-token logits at every point of a tune, in one pass).
 """
 
 from __future__ import annotations
@@ -42,11 +43,12 @@ import torch
 
 from toolkit import plots
 from toolkit import sampling as S
+from toolkit.abc import BOS
 
 __all__ = [
     "ORDERS", "TemperatureExplorer", "TruncationExplorer", "ChainOrderExplorer",
     "temperature_entropy", "build_chain", "OrderComparison", "compare_orders",
-    "find_order_difference",
+    "find_order_difference", "logits_along",
 ]
 
 #: The two chain orders (see :func:`toolkit.sampling.temperature_first` and ``_last``).
@@ -190,6 +192,24 @@ def compare_orders(logits: Any, *, temperature: float = 1.0, top_k: int = 0, top
     return OrderComparison(settings, first.stages[1].probs, first, last, names)
 
 
+@torch.no_grad()
+def logits_along(model: Any, tokens: Sequence[str]) -> torch.Tensor:
+    """The model's next-token logits after every prefix of a tune, in one pass: (T, V).
+
+    Row ``n - 1`` holds the logits after ``tokens[:n]``, the same as
+    ``model.next_logits(tokens[:n])`` (up to float rounding), for every n from 1 to T. One
+    forward pass over the whole tune instead of T: use it to scan a tune.
+    """
+    toks = list(tokens)
+    lead = 0 if toks and toks[0] == BOS else 1                   # next_logits adds <s>
+    ids = model.token_ids([BOS] * lead + toks)
+    was_training = model.training
+    model.eval()
+    logits, _ = model(ids[None])                                 # (1, T + lead, V)
+    model.train(was_training)
+    return logits[0, lead:]
+
+
 def find_order_difference(model: Any, tokens: Sequence[str], *, start: int = 4,
                           **settings: float) -> tuple[int, OrderComparison]:
     """Walk along a tune and stop at the first point where the two orders keep different notes.
@@ -199,8 +219,9 @@ def find_order_difference(model: Any, tokens: Sequence[str], *, start: int = 4,
     raises ValueError if the orders agree everywhere (try settings further from the defaults).
     """
     tokens = list(tokens)
+    along = logits_along(model, tokens)                          # (T, V)
     for n in range(max(start, 1), len(tokens)):
-        c = compare_orders(model.next_logits(tokens[:n]), vocab=model.vocab, **settings)
+        c = compare_orders(along[n - 1], vocab=model.vocab, **settings)
         if c.differ:
             return n, c
     raise ValueError(f"the two orders keep the same tokens at every point of this tune with "
