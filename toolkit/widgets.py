@@ -56,6 +56,11 @@ ORDERS = ("temperature first", "temperature last")
 
 _BIG = "font-size: 1.35em; line-height: 1.5; margin-right: 1.5em"
 
+#: Dots per inch of the live figures: 13 inches make 1040 pixels, which fit a notebook on a
+#: projector; fonts are in points, so text keeps its size relative to the figure. Fewer pixels
+#: also make each frame cheaper (the draw, and the PNG that ipympl sends to the browser).
+LIVE_DPI = 80
+
 
 # --------------------------------------------------------------------------------------------
 # Helpers the lessons share
@@ -338,9 +343,10 @@ class TemperatureExplorer(_App):
         self.temperature.description = "T"
         self.entropy_readout = ipw.HTML()
         self.choices_readout = ipw.HTML()
-        fig_size = figsize or ((13, 5.2) if curve else (9, 5.2))
+        fig_size = figsize or ((13, 5.0) if curve else (9, 5.0))
         kw = {"width_ratios": [1.7, 1]} if curve else {}
         self.fig, axes = plots.new_figure(1, 2 if curve else 1, figsize=fig_size, show=False,
+                                          dpi=LIVE_DPI,
                                           **kw)
         ax = axes[0] if curve else axes
         p0 = torch.softmax(self.logits, -1).numpy()
@@ -451,7 +457,7 @@ class TruncationExplorer(_ChainApp):
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                  min_p: float = 0.0, typical_p: float = 1.0, order: str = ORDERS[0],
                  t_min: float = 0.05, t_max: float = 5.0, top: int = 10, staircase_top: int = 10,
-                 figsize: tuple[float, float] = (14, 5.5)):
+                 figsize: tuple[float, float] = (13, 5.2)):
         self.logits, self.vocab = _logits_and_vocab(model, prefix, logits, vocab)
         V = len(self.vocab)
         if order not in ORDERS:
@@ -461,7 +467,7 @@ class TruncationExplorer(_ChainApp):
                                        style={"button_width": "180px"})
         self.summary = ipw.HTML()
         self.chain_readout = ipw.HTML()
-        self.fig, (ax, ax2) = plots.new_figure(1, 2, figsize=figsize, show=False,
+        self.fig, (ax, ax2) = plots.new_figure(1, 2, figsize=figsize, show=False, dpi=LIVE_DPI,
                                                width_ratios=[1.15, 1])
         p0 = torch.softmax(self.logits, -1).numpy()
         self.plot = plots.plot_distribution(
@@ -527,12 +533,13 @@ class ChainOrderExplorer(_ChainApp):
                  logits: Any = None, vocab: Sequence[str] | None = None,
                  temperature: float = 2.0, top_k: int = 0, top_p: float = 0.8,
                  min_p: float = 0.0, typical_p: float = 1.0, t_min: float = 0.05,
-                 t_max: float = 5.0, top: int = 10, figsize: tuple[float, float] = (14, 5.5)):
+                 t_max: float = 5.0, top: int = 10, figsize: tuple[float, float] = (13, 5.2)):
         self.logits, self.vocab = _logits_and_vocab(model, prefix, logits, vocab)
         V = len(self.vocab)
         rows = self._sliders(V, temperature, top_k, top_p, min_p, typical_p, t_min, t_max)
         self.summary = ipw.HTML()
-        self.fig, axes = plots.new_figure(1, 2, figsize=figsize, show=False, sharey=True)
+        self.fig, axes = plots.new_figure(1, 2, figsize=figsize, show=False, sharey=True,
+                                          dpi=LIVE_DPI)
         c = compare_orders(self.logits, vocab=self.vocab, **self.settings)
         self.plot = plots.plot_chain_orders(c.probs, c.kept_first, c.kept_last, self.vocab,
                                             top=min(top, V), axes=axes, ylim=(0, 1.05))
