@@ -10,7 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from toolkit.tune import EXPORT_FORMATS, ABCError, Note, Tune, parse_abc, tempo_qpm
+from toolkit.tune import (
+    EXPORT_FORMATS,
+    ABCError,
+    Note,
+    Tune,
+    parse_abc,
+    performance,
+    play_order,
+    tempo_qpm,
+)
 
 KESH = """X:1
 T:The Kesh
@@ -150,6 +159,29 @@ def test_our_notes_are_music21s_notes(abc):
     theirs = render.notes_from_score(tune.score)
     assert [(n.pitch, round(n.onset, 6), round(n.duration, 6)) for n in tune.notes] == [
         (n.pitch, round(n.onset, 6), round(n.duration, 6)) for n in theirs]
+
+
+@pytest.mark.parametrize("abc", AGREEMENT[:4], ids=lambda a: a.split("\n")[1][2:])
+def test_repeats_are_played_as_music21_plays_them(abc):
+    from toolkit import render
+
+    tune = Tune.from_abc(abc)
+    theirs = render.notes_from_score(tune.score.expandRepeats())
+    played = tune.performance()
+    assert [(n.pitch, round(n.onset, 6), round(n.duration, 6)) for n in played.notes] == [
+        (n.pitch, round(n.onset, 6), round(n.duration, 6)) for n in theirs]
+    assert played.length == pytest.approx(float(tune.score.expandRepeats().highestTime))
+
+
+def test_the_order_bars_are_played_in():
+    kesh = parse_abc(KESH).measures
+    assert play_order(kesh) == [0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 8]
+    two_parts = parse_abc("X:1\nL:1/4\nK:C\n|:A:|:B::C:|D|]").measures
+    assert play_order(two_parts) == [0, 0, 1, 1, 2, 2, 3]
+    no_start = parse_abc("X:1\nL:1/4\nK:C\nA|B:|C|]").measures
+    assert play_order(no_start) == [0, 1, 0, 1, 2]
+    assert performance(parse_abc(KESH), repeats=False).length == 27.0
+    assert performance(parse_abc(KESH)).length == 48.0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,6 +5,9 @@
     >>> data = wav(tune)                  # WAV file bytes: mono, 22.05 kHz, 16 bit
     >>> data[:4], duration(data)          # four quarter notes at 1/4=120: two seconds
     (b'RIFF', 2.0)
+    >>> tune = Tune.from_abc("X:1\\nM:4/4\\nL:1/8\\nK:D\\n|:DEFG ABcd:|]")
+    >>> duration(wav(tune)), duration(wav(tune, repeats=False, tempo="1/2=60"))
+    (4.0, 2.0)
 
 The instrument is a Karplus-Strong plucked string, computed in the frequency domain so that
 every pitch is exactly in tune: a short burst of noise (the pluck) circulates in a delay line of
@@ -17,8 +20,9 @@ its mean is taken away (no DC offset). The same tune always gives the same bytes
 
 Tempo: the ``tempo`` argument, else the tune's ``Q:`` field, else :data:`DEFAULT_TEMPO`
 (1/4=120, which is 3/8=80 in a jig: quavers at 240 a minute in every meter). The tune is
-played once through as written: repeats are not played twice, first and second endings follow
-each other.
+played as a musician would, like the MIDI file: each repeated section twice, the first ending
+the first time and the second ending the second time (``repeats=False``: once through as
+written).
 
 When FluidSynth and a General MIDI soundfont are installed (``fluidsynth`` on the PATH and a
 ``.sf2`` in a standard place such as ``/usr/share/sounds/sf2/FluidR3_GM.sf2``, or the file named
@@ -140,7 +144,11 @@ def pluck(pitch: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     loop = (g * averaging) * (np.cos(phase) - 1j * np.sin(phase))
     rng = np.random.default_rng(1000 + pitch)  # the same pluck every time
     burst = rng.uniform(-1.0, 1.0, int(np.ceil(period)))
-    burst = np.convolve(burst, [0.25, 0.5, 0.25], mode="same")  # a soft, round pluck
+    # a soft finger rather than a pick: smooth the burst over a fifth of a period, which takes
+    # the edge off the attack (the highest partials) and keeps the pluck's colour
+    width = max(3, round(period / 5))
+    burst = np.convolve(np.tile(burst, 3), np.hanning(width + 2)[1:-1], mode="same")[
+        burst.size:2 * burst.size]
     burst -= burst.mean()
     tone = np.fft.irfft(np.fft.rfft(burst, n) / (1 - loop), n)
     tone /= np.max(np.abs(tone))
@@ -149,13 +157,12 @@ def pluck(pitch: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return tone
 
 
-def _bar_starts(tune: Tune) -> set[float]:
-    """When each bar starts, in quarter notes (for the lilt)."""
-    starts, time = set(), Fraction(0)
-    for measure in tune.parsed.measures:
-        starts.add(float(time))
-        time += measure.length
-    return starts
+@functools.lru_cache(maxsize=8)
+def _fades(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fade-in ramp (0 to 1) and the raised-cosine fade-out (1 to 0) every note gets."""
+    fade_in = np.linspace(0.0, 1.0, max(1, round(_FADE_IN * sample_rate)), endpoint=False)
+    fade_out = 0.5 + 0.5 * np.cos(np.linspace(0.0, np.pi, max(2, round(_FADE_OUT * sample_rate))))
+    return fade_in.astype(np.float32), fade_out.astype(np.float32)
 
 
 def synthesize(notes: Sequence[Note], qpm: float, length: float, *,
@@ -172,28 +179,28 @@ def synthesize(notes: Sequence[Note], qpm: float, length: float, *,
         raise ValueError(f"the tune lasts {total / sample_rate / 60:.1f} minutes at "
                          f"{qpm:g} quarter notes a minute; audio stops at "
                          f"{MAX_SECONDS // 60} minutes")
-    out = np.zeros(total, dtype=np.float64)
-    fade_in = max(1, round(_FADE_IN * sample_rate))
+    out = np.zeros(total, dtype=np.float32)
+    fade_in, fade_out = _fades(sample_rate)
     for note in notes:
         start = round(note.onset * seconds_per_quarter * sample_rate)
         stop = min(round(note.end * seconds_per_quarter * sample_rate), total)
-        count = stop - start
-        if count <= 0:
+        if stop <= start:
             continue
         tone = pluck(note.pitch, sample_rate)
-        segment = np.zeros(count)
-        segment[: min(count, tone.size)] = tone[:count]
-        fade_out = min(round(_FADE_OUT * sample_rate), count // 2)
-        envelope = np.ones(count)
-        envelope[:fade_in] = np.linspace(0.0, 1.0, fade_in, endpoint=False)[:count]
-        if fade_out > 0:
-            envelope[count - fade_out:] = 0.5 + 0.5 * np.cos(np.linspace(0, np.pi, fade_out))
         loud = _DOWNBEAT if round(note.onset, 6) in downbeats else _OFFBEAT
-        out[start:stop] += loud * segment * envelope
-    out -= out.mean()  # no DC offset
+        segment = tone[: stop - start] * np.float32(loud)  # a new array: the pluck is shared
+        n = segment.size
+        head = min(fade_in.size, n)
+        segment[:head] *= fade_in[:head]
+        if n == stop - start:  # damp the string as the note ends (a longer note has died away)
+            tail = min(fade_out.size, n // 2)
+            segment[n - tail:] *= fade_out if tail == fade_out.size else np.float32(
+                0.5 + 0.5 * np.cos(np.linspace(0.0, np.pi, tail)))
+        out[start:start + n] += segment
+    out -= out.mean(dtype=np.float64)  # no DC offset
     peak = float(np.max(np.abs(out))) if out.size else 0.0
     if peak > 0:
-        out *= _PEAK / peak  # no clipping
+        out *= np.float32(_PEAK / peak)  # no clipping
     return out
 
 
@@ -204,7 +211,7 @@ def synthesize(notes: Sequence[Note], qpm: float, length: float, *,
 
 def encode_wav(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     """Float samples in [-1, 1] as WAV file bytes: mono, 16-bit PCM."""
-    pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    pcm = np.rint(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
         out.setnchannels(1)
@@ -306,20 +313,21 @@ def _fluidsynth(notes: Sequence[Note], qpm: float, total: int, downbeats: set[fl
 # ---------------------------------------------------------------------------------------------
 
 
-def wav(tune: Tune, *, tempo: float | str | None = None, synth: str = "auto") -> bytes:
-    """The tune played once through, as WAV file bytes (mono, 22.05 kHz, 16 bit).
+def wav(tune: Tune, *, tempo: float | str | None = None, repeats: bool = True,
+        synth: str = "auto") -> bytes:
+    """The tune played, as WAV file bytes (mono, 22.05 kHz, 16 bit).
 
     ``tempo`` is quarter notes a minute or an ABC tempo (``"3/8=100"``); by default the tune's
-    ``Q:`` field, else 1/4=120. ``synth`` is ``"auto"`` (FluidSynth if installed, else numpy),
-    ``"numpy"`` or ``"fluidsynth"`` (which raises if FluidSynth or a soundfont is missing).
+    ``Q:`` field, else 1/4=120. Repeats are taken (each repeated section twice, first ending
+    then second) unless ``repeats`` is False. ``synth`` is ``"auto"`` (FluidSynth if
+    installed, else numpy), ``"numpy"`` or ``"fluidsynth"`` (which raises if FluidSynth or a
+    soundfont is missing).
     """
     if synth not in ("auto", "numpy", "fluidsynth"):
         raise ValueError(f"synth={synth!r}: choose 'auto', 'numpy' or 'fluidsynth'")
     parsed = tune.parsed
     qpm = quarter_bpm(tempo, parsed.tempo, parsed.unit)
-    notes = tune.notes
-    length = float(parsed.length)
-    downbeats = _bar_starts(tune)
+    notes, length, downbeats = tune.performance(repeats)
     font = soundfont() if synth != "numpy" else None
     if synth == "fluidsynth" and font is None:
         raise RuntimeError("synth='fluidsynth' needs the fluidsynth program and a General MIDI "

@@ -35,12 +35,13 @@ import threading
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from toolkit.tune import ABCError, Measure, Note, ParsedTune
+from toolkit.tune import ABCError, Measure, Note, ParsedTune, Performance, ending_spans
 
 if TYPE_CHECKING:
     from toolkit.tune import Tune
 
-__all__ = ["svg", "engrave", "music21_score", "notes_from_score", "musicxml", "midi",
+__all__ = ["svg", "engrave", "music21_score", "notes_from_score", "performance_from_score",
+           "musicxml", "midi",
            "probability_color", "legend_svg", "COLORMAP", "SCALE"]
 
 #: verovio's scale in percent: 40 gives a staff about 1 cm high on a laptop screen.
@@ -251,36 +252,6 @@ def _mei_agrees(mei: str, parsed: ParsedTune) -> bool:
     return True
 
 
-def _ending_spans(measures: tuple[Measure, ...]) -> list[tuple[int, int, str]]:
-    """Which bars each ending (volta) covers: (first, last, label).
-
-    An ending runs to a repeat sign, a double or final bar line, or the next ending; one left
-    open is as long as the ending before it (or one bar).
-    """
-    spans: list[tuple[int, int, str]] = []
-    i = 0
-    while i < len(measures):
-        label = measures[i].ending
-        if label is None:
-            i += 1
-            continue
-        open_limit = spans[-1][1] - spans[-1][0] + 1 if spans and spans[-1][1] == i - 1 else 1
-        j = i
-        while True:
-            if measures[j].right in ("rptend", "rptboth", "dbl", "end") or j + 1 >= len(measures):
-                break
-            following = measures[j + 1]
-            if following.ending is not None or following.left == "rptstart":
-                break
-            if j - i + 1 >= open_limit and not any(
-                    m.right in ("rptend", "rptboth", "dbl", "end") for m in measures[j + 1:j + 9]):
-                break  # left open: no closing bar line within 8 bars
-            j += 1
-        spans.append((i, j, label))
-        i = j + 1
-    return spans
-
-
 def _write_bars(mei: str, measures: tuple[Measure, ...]) -> str | None:
     """Put our bar lines, repeats and endings into verovio's MEI (None if the bars differ)."""
     starts = [m for m in re.finditer(r"<measure\b[^>]*>", mei)]
@@ -293,8 +264,9 @@ def _write_bars(mei: str, measures: tuple[Measure, ...]) -> str | None:
         if bar.left:
             tag += f' left="{bar.left}"'
         tags.append(tag + f' right="{bar.right}">')
-    opening = {first: label for first, _, label in _ending_spans(measures)}
-    closing = {last for _, last, _ in _ending_spans(measures)}
+    spans = ending_spans(measures)
+    opening = {first: label for first, _, label in spans}
+    closing = {last for _, last, _ in spans}
     out, pos = [], 0
     for i, m in enumerate(starts):
         out.append(mei[pos:m.start()])
@@ -352,9 +324,13 @@ def engrave(parsed: ParsedTune, *, width: int = 800, key: str | int | None = Non
     tk = _verovio()
     if parsed.verovio_abc is not None:
         with _lock:
-            tk.setOptions(_options(width, "", "abc"))
+            reading = _options(width, "", "abc")
+            reading["breaks"] = "none"  # this load only reads the notes: no need to lay out
+            tk.setOptions(reading)
             mei = tk.getMEI() if tk.loadData(parsed.verovio_abc) else ""
             if _mei_agrees(mei, parsed):
+                # verovio dates its MEI to the second, and seeds the ids from the whole text
+                mei = re.sub(r'\sisodate="[^"]*"', "", mei)
                 mei = _write_bars(re.sub(r'\saccid\.ges="[^"]*"', "", mei), parsed.measures)
                 if mei is not None:
                     tk.setOptions(_options(width, transpose, "mei"))
@@ -369,6 +345,7 @@ def engrave(parsed: ParsedTune, *, width: int = 800, key: str | int | None = Non
     except ABCError as err:
         err.abc = parsed.text
         raise
+    xml = re.sub(r"<encoding-date>[^<]*</encoding-date>", "", xml)  # the ids follow the text
     with _lock:
         tk.setOptions(_options(width, transpose, "musicxml"))
         if not tk.loadData(xml):
@@ -536,14 +513,35 @@ def notes_from_score(score: Any) -> list[Note]:
     return sorted(notes, key=lambda n: (n.onset, n.pitch))
 
 
+def performance_from_score(score: Any, repeats: bool = True) -> Performance:
+    """A music21 score as played (repeats taken if music21 can follow them)."""
+    played = score
+    if repeats:
+        try:
+            played = score.expandRepeats()
+        except Exception:  # music21 cannot follow badly formed repeats: play as written
+            played = score
+    downbeats = {round(float(m.getOffsetInHierarchy(played)), 6)
+                 for m in played.recurse().getElementsByClass("Measure")}
+    return Performance(notes_from_score(played), float(played.highestTime), downbeats)
+
+
 def musicxml(score: Any) -> bytes:
-    """A music21 score as MusicXML (bytes, UTF-8); :class:`ABCError` if music21 cannot."""
+    """A music21 score as MusicXML (bytes, UTF-8); :class:`ABCError` if music21 cannot.
+
+    The same score gives the same bytes on the same day (the file carries its date).
+    """
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
     try:
-        return bytes(GeneralObjectExporter(score).parse())
+        xml = bytes(GeneralObjectExporter(score).parse()).decode("utf-8")
     except Exception as err:  # music21 raises many kinds; to the user they mean this
         raise ABCError(f"music21 cannot write this tune as MusicXML: {err}") from err
+    # music21 names parts with random ids: number them, so the same tune gives the same file
+    names: dict[str, str] = {}
+    xml = re.sub(r'\bid="(P[0-9a-f]{16,})"',
+                 lambda m: f'id="{names.setdefault(m.group(1), f"P{len(names) + 1}")}"', xml)
+    return xml.encode("utf-8")
 
 
 def midi(score: Any) -> bytes:

@@ -34,6 +34,7 @@ voices (``V:``, ``&``) are played from music21's reading instead.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from dataclasses import dataclass, field
@@ -42,8 +43,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 __all__ = [
-    "ABCError", "Note", "Event", "Measure", "ParsedTune", "parse_abc", "tempo_qpm", "Tune",
-    "EXPORT_FORMATS",
+    "ABCError", "Note", "Event", "Measure", "ParsedTune", "Performance", "parse_abc",
+    "tempo_qpm", "ending_spans", "play_order", "performance", "Tune", "EXPORT_FORMATS",
 ]
 
 #: Every format :meth:`Tune.save` can write, in the order it writes them.
@@ -371,6 +372,29 @@ def _plain_length(whole_notes: Fraction) -> bool:
     return num in (1, 3, 7) and den & (den - 1) == 0 and Fraction(1, 128) <= whole_notes <= 2
 
 
+@functools.lru_cache(maxsize=512)
+def _note_length(text: str) -> Fraction | str:
+    """A note's length as written after it ("3/2", "/", "2"), in unit lengths; or, for a
+    length that cannot be read, why not."""
+    m = re.fullmatch(r"(\d*)(/*)(\d*)", text)
+    if m is None or (m.group(3) and len(m.group(2)) > 1):
+        return f"cannot read the note length {text!r}"
+    num = int(m.group(1)) if m.group(1) else 1
+    den = int(m.group(3)) if m.group(3) else 2 ** len(m.group(2))
+    if num == 0 or den == 0:
+        return f"a note length of zero ({text!r})"
+    if num > _MAX_LENGTH or den > _MAX_DIVISOR:
+        return f"the note length {text!r} is out of range"
+    return Fraction(num, den)
+
+
+@functools.lru_cache(maxsize=512)
+def _whole_notes(written: Fraction, unit: Fraction) -> tuple[Fraction, bool]:
+    """A written length in whole notes, and whether verovio can write it as one note."""
+    whole = written * unit
+    return whole, _plain_length(whole)
+
+
 class _Reader:
     """Reads the body of one tune symbol by symbol; see :func:`parse_abc`."""
 
@@ -438,24 +462,18 @@ class _Reader:
         return midi, written
 
     def length(self, text: str, pos: tuple[int, int]) -> Fraction:
-        m = re.fullmatch(r"(\d*)(/*)(\d*)", text)
-        if m is None or (m.group(3) and len(m.group(2)) > 1):
-            raise self.error(f"cannot read the note length {text!r}", *pos)
-        num = int(m.group(1)) if m.group(1) else 1
-        den = int(m.group(3)) if m.group(3) else 2 ** len(m.group(2))
-        if num == 0 or den == 0:
-            raise self.error(f"a note length of zero ({text!r})", *pos)
-        if num > _MAX_LENGTH or den > _MAX_DIVISOR:
-            raise self.error(f"the note length {text!r} is out of range", *pos)
-        return Fraction(num, den)
+        length = _note_length(text)
+        if isinstance(length, str):
+            raise self.error(length, *pos)
+        return length
 
     # -- timed symbols -------------------------------------------------------------------------
     def sound(self, pitches: list[int], written: Fraction, piece: str) -> None:
         """A note, chord or rest (no pitches) of ``written`` unit lengths starts now."""
         if self.grace:
             return
-        whole = written * self.unit
-        if not _plain_length(whole):
+        whole, plain = _whole_notes(written, self.unit)
+        if not plain:
             self.unplain(f"a length verovio cannot write as one note ({piece})")
         if self.broken is not None:
             whole *= self.broken
@@ -868,6 +886,125 @@ def parse_abc(text: str | bytes) -> ParsedTune:
 
 
 # ---------------------------------------------------------------------------------------------
+# The form: endings, repeats, the order bars are played in
+# ---------------------------------------------------------------------------------------------
+
+_CLOSING = ("rptend", "rptboth", "dbl", "end")
+
+
+def ending_spans(measures: tuple[Measure, ...] | list[Measure]) -> list[tuple[int, int, str]]:
+    """Which bars each ending (volta) covers: (first bar, last bar, label), counted from 0.
+
+    An ending runs to a repeat sign, a double or final bar line, the next ending or the start
+    of a repeat; one left open is as long as the ending before it (or one bar) unless a closing
+    bar line follows within eight bars.
+
+    >>> ending_spans(parse_abc(
+    ...     "X:1\\nL:1/4\\nK:C\\n|:C D|1 E F:|2 G A|B c||").measures)
+    [(1, 1, '1'), (2, 3, '2')]
+    """
+    spans: list[tuple[int, int, str]] = []
+    i = 0
+    while i < len(measures):
+        label = measures[i].ending
+        if label is None:
+            i += 1
+            continue
+        open_limit = spans[-1][1] - spans[-1][0] + 1 if spans and spans[-1][1] == i - 1 else 1
+        j = i
+        while measures[j].right not in _CLOSING and j + 1 < len(measures):
+            following = measures[j + 1]
+            if following.ending is not None or following.left == "rptstart":
+                break
+            if j - i + 1 >= open_limit and not any(
+                    m.right in _CLOSING for m in measures[j + 1:j + 9]):
+                break  # left open, and no closing bar line soon
+            j += 1
+        spans.append((i, j, label))
+        i = j + 1
+    return spans
+
+
+def _ending_numbers(label: str) -> set[int]:
+    """The passes an ending is played on: "1" -> {1}, "1,3" -> {1, 3}, "1-2" -> {1, 2}."""
+    numbers: set[int] = set()
+    for part in label.split(","):
+        low, _, high = part.partition("-")
+        if low.isdigit():
+            numbers.update(range(int(low), int(high if high.isdigit() else low) + 1))
+    return numbers
+
+
+def play_order(measures: tuple[Measure, ...] | list[Measure]) -> list[int]:
+    """The bars (counted from 0) in the order a musician plays them: each repeated section
+    twice, with its first ending the first time and its second ending the second time.
+
+    A ``:|`` with no ``|:`` before it repeats from the start (or from the last ``:|``).
+
+    >>> play_order(parse_abc("X:1\\nL:1/4\\nK:C\\n|:C D|1 E F:|2 G A||B c|]").measures)
+    [0, 1, 0, 2, 3]
+    """
+    spans = {first: last for first, last, _ in ending_spans(measures)}
+    order: list[int] = []
+    i, start, second_time = 0, 0, False
+    for _ in range(4 * len(measures) + 4):  # a safe bound: each bar is played at most twice
+        if i >= len(measures):
+            return order
+        bar = measures[i]
+        if bar.left == "rptstart" and i != start:
+            start, second_time = i, False
+        if bar.ending is not None and i in spans:
+            if (2 if second_time else 1) not in _ending_numbers(bar.ending):
+                i = spans[i] + 1  # not this time round
+                continue
+        order.append(i)
+        if bar.right in ("rptend", "rptboth"):
+            if not second_time:
+                i, second_time = start, True
+                continue
+            start, second_time = i + 1, False
+        i += 1
+    return list(range(len(measures)))  # a form we cannot follow: play it as written
+
+
+class Performance(NamedTuple):
+    """A tune as played: its notes in time, how long it lasts (quarter notes), and when each
+    bar starts (for the lilt of the first beat)."""
+
+    notes: list[Note]
+    length: float
+    downbeats: set[float]
+
+
+def performance(parsed: ParsedTune, repeats: bool = True) -> Performance:
+    """The notes of a read tune as played: repeats taken (unless ``repeats`` is False), tied
+    notes merged.
+
+    >>> played = performance(parse_abc("X:1\\nL:1/4\\nK:C\\n|:C D|1 E:|2 F|]"))
+    >>> [(n.pitch, n.onset) for n in played.notes], played.length
+    ([(60, 0.0), (62, 1.0), (64, 2.0), (60, 3.0), (62, 4.0), (65, 5.0)], 6.0)
+    """
+    starts, time = [], Fraction(0)
+    for bar in parsed.measures:
+        starts.append(float(time))
+        time += bar.length
+    in_bar: list[list[Note]] = [[] for _ in parsed.measures]
+    k = 0
+    for note in parsed.notes:
+        while k + 1 < len(starts) and note.onset >= starts[k + 1] - 1e-9:
+            k += 1
+        in_bar[k].append(note)
+    order = play_order(parsed.measures) if repeats else range(len(parsed.measures))
+    notes, downbeats, now = [], set(), 0.0
+    for k in order:
+        shift = now - starts[k]
+        notes.extend(Note(n.pitch, n.onset + shift, n.duration) for n in in_bar[k])
+        downbeats.add(round(now, 6))
+        now += float(parsed.measures[k].length)
+    return Performance(notes, now, downbeats)
+
+
+# ---------------------------------------------------------------------------------------------
 # The Tune
 # ---------------------------------------------------------------------------------------------
 
@@ -944,7 +1081,8 @@ class Tune:
     def notes(self) -> list[Note]:
         """The notes that sound, in order: MIDI pitch, onset and length in quarter notes.
 
-        Ties are merged; repeats are not played twice. Tunes with several voices are read by
+        Ties are merged; the notes are in written order, repeats not taken (see
+        :meth:`performance` for the tune as played). Tunes with several voices are read by
         music21.
         """
         parsed = self.parsed
@@ -956,8 +1094,22 @@ class Tune:
 
     @property
     def length(self) -> float:
-        """How long the tune lasts, in quarter notes, played once through as written."""
+        """How long the tune is as written, in quarter notes (repeats not taken)."""
         return float(self.parsed.length)
+
+    def performance(self, repeats: bool = True) -> Performance:
+        """The tune as played: its notes in time with repeats taken (each section twice, first
+        ending then second), how long it lasts in quarter notes, and when each bar starts.
+
+        This is what :meth:`wav` plays and what the MIDI file holds.
+        """
+        parsed = self.parsed
+        if parsed.voices == 1:
+            return performance(parsed, repeats)
+        from toolkit import render
+
+        return self._cached(f"m21performance{repeats}",
+                            lambda: render.performance_from_score(self.score, repeats))
 
     @property
     def score(self) -> Any:
@@ -1005,15 +1157,16 @@ class Tune:
 
         return render.svg(self, width=width, key=key, color_by_surprisal=color_by_surprisal)
 
-    def wav(self, *, tempo: float | str | None = None) -> bytes:
-        """The tune played once through, as WAV file bytes (mono, 22.05 kHz, 16 bit).
+    def wav(self, *, tempo: float | str | None = None, repeats: bool = True) -> bytes:
+        """The tune played, with its repeats, as WAV file bytes (mono, 22.05 kHz, 16 bit).
 
         ``tempo`` is quarter notes a minute (``100``) or ABC's form (``"3/8=100"``); by
-        default the tune's ``Q:`` field, else 1/4=120 (see :mod:`toolkit.audio`).
+        default the tune's ``Q:`` field, else 1/4=120 (see :mod:`toolkit.audio`). With
+        ``repeats=False`` it is played once through as written.
         """
         from toolkit import audio
 
-        return audio.wav(self, tempo=tempo)
+        return audio.wav(self, tempo=tempo, repeats=repeats)
 
     def save(self, directory: str | Path, formats: tuple[str, ...] | list[str] | str = (
             EXPORT_FORMATS), stem: str | None = None) -> list[Path]:
