@@ -88,6 +88,8 @@ def ms(xs: list[float], q: float = 0.5) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100, help="moves per slider")
+    ap.add_argument("--no-cache", action="store_true",
+                    help="disable the cached static layer (plots.cache_static): plain full draws")
     args = ap.parse_args()
 
     model = load_model()
@@ -108,6 +110,18 @@ def main() -> None:
         ("ChainOrderExplorer", lambda: W.ChainOrderExplorer(model, prefix), "temperature",
          temps),
     ]
+    if args.no_cache:
+        print("# static layer disabled: every draw renders everything")
+        plain = cases
+
+        def uncached(make):
+            def build():
+                app = make()
+                app.static_layer.disable()
+                return app
+            return build
+
+        cases = [(name, uncached(make), attr, values) for name, make, attr, values in plain]
     print(f"# slider update cost, {args.n} moves each; {platform.processor() or platform.machine()}"
           f", {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
     print(f"{'app':<20} {'slider':<12} {'Agg wall ms':>18} {'Agg cpu ms':>11} "

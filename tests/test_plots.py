@@ -221,6 +221,9 @@ def test_cached_static_layer_draws_the_same_pixels_as_a_full_render():
     ax1.set_ylim(0, 0.5)                                     # new ticks: rebuilt once
     assert np.array_equal(rgba_now(fig), rgba_saved(fig))
     assert layer.rebuilds == 2
+    layer.disable()                                          # back to plain full draws
+    assert np.array_equal(rgba_now(fig), rgba_saved(fig))
+    assert layer.rebuilds == 2
 
 
 def test_figure_png_is_a_png():

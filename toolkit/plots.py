@@ -166,7 +166,16 @@ class StaticLayer(Artist):
         self._key: tuple | None = None
         self._pixels: Any = None
         self.rebuilds = 0
+        self.enabled = True
         fig.add_artist(self)
+
+    def disable(self) -> None:
+        """Go back to plain full draws (for comparisons and debugging)."""
+        for _, arts in self.static:
+            for a in arts:
+                a.set_animated(False)
+        self.enabled = False
+        self._pixels = None
 
     def _signature(self, renderer: Any) -> tuple:
         parts: list[Any] = [renderer.width, renderer.height, self.fig.dpi]
@@ -182,6 +191,8 @@ class StaticLayer(Artist):
         self._key = None
 
     def draw(self, renderer: Any) -> None:
+        if not self.enabled:
+            return
         if self.fig.canvas.is_saving() or not hasattr(renderer, "copy_from_bbox"):
             if not hasattr(renderer, "copy_from_bbox"):      # not Agg: draw it all
                 for _, arts in self.static:
