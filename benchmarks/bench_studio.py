@@ -12,13 +12,15 @@ Parts:
 * ``step`` -- one move of the step-through slider (the plot redrawn, the partial score
   engraved). Target for a plot: <= 30 ms.
 * ``first`` -- time to first tune: from starting a fresh Jupyter kernel to the first cell of
-  ``notebooks/00_start_here.ipynb`` having shown its tune (score and play button).
-  Target: <= 10 s.
+  ``notebooks/00_start_here.ipynb`` having shown its tune (score and play button); then the
+  same code in a fresh process, part by part, at torch's default thread count and at one
+  thread. Target: <= 10 s.
 * ``memory`` -- each studio notebook run top to bottom in a fresh kernel: wall time and the
   kernel's peak resident memory (``VmHWM``). Target: < 1 GB.
 
 The machine's load average is printed before and after: on a machine that is busy with
-something else (a training run) every figure here is slower.
+something else (a training run) every wall-clock figure here is slower. The ``cpu`` figures
+(process time) are what the work itself costs, close to its wall time on an idle machine.
 """
 
 from __future__ import annotations
@@ -49,24 +51,23 @@ def bench_update(seeds: range) -> dict:
 
     model = load_model()
     studio = st.TuneStudio(model)               # default settings; the first tune warms up
-    totals, gens, svgs, wavs, tokens = [], [], [], [], []
+    totals, cpus, gens, svgs, wavs, tokens = [], [], [], [], [], []
     for seed in seeds:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         studio.seed.value = seed
         totals.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
         assert "✅" in studio.status.value, studio.status.value
         tokens.append(len(studio.tune.tokens))
         # the parts, again for the same settings
         t0 = time.perf_counter()
         tune = st.new_tune(model, studio.settings)
         gens.append(time.perf_counter() - t0)
-        for part, out in (("svg", svgs), ("wav", wavs)):
-            t0 = time.perf_counter()
-            try:
+        if st.observations(tune)["reads"]:  # an unreadable tune fails at once: not timed
+            for part, out in (("svg", svgs), ("wav", wavs)):
+                t0 = time.perf_counter()
                 getattr(tune, part)()
-            except Exception:  # noqa: BLE001 -- an unreadable tune: the studio shows the error
-                pass
-            out.append(time.perf_counter() - t0)
+                out.append(time.perf_counter() - t0)
     readable = sum("<audio" in st.tune_html(st.new_tune(model, studio.settings.replace(seed=s)),
                                             audio=True)
                    for s in seeds)
@@ -77,9 +78,10 @@ def bench_update(seeds: range) -> dict:
         "update_ms_median": _ms(statistics.median(totals)),
         "update_ms_min": _ms(min(totals)),
         "update_ms_max": _ms(max(totals)),
+        "update_cpu_ms_median": _ms(statistics.median(cpus)),
         "generation_ms_median": _ms(statistics.median(gens)),
-        "svg_ms_median": _ms(statistics.median(svgs)),
-        "wav_ms_median": _ms(statistics.median(wavs)),
+        "svg_ms_median_readable_tunes": _ms(statistics.median(svgs)) if svgs else None,
+        "wav_ms_median_readable_tunes": _ms(statistics.median(wavs)) if wavs else None,
         "tokens_median": statistics.median(tokens),
         "tunes_with_score_and_audio": f"{readable}/{len(seeds)}",
     }
@@ -101,18 +103,55 @@ def bench_step(moves: int = 20) -> dict:
     n = len(rec)
     for i in range(1, n + 1):   # explain every step once, as a student scrubbing would
         rec.step(i - 1)
-    times, plot_times = [], []
+    times, cpus, plot_times = [], [], []
     positions = [1 + (7 * k) % n for k in range(1, moves + 1)]
     for pos in positions:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         view.step.value = pos
         times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
         t0 = time.perf_counter()
-        view._plot(rec.step(pos - 1), rec)        # the plot alone (artists moved, PNG made)
+        view.plot.update(rec.step(pos - 1), draw=False)   # the plot alone: artists moved,
+        view.view.refresh()                               # then drawn (PNG or ipympl canvas)
         plot_times.append(time.perf_counter() - t0)
     return {"steps_recorded": n, "record_ms": _ms(record_s),
             "slider_move_ms_median": _ms(statistics.median(times)),
+            "slider_move_cpu_ms_median": _ms(statistics.median(cpus)),
             "plot_redraw_ms_median": _ms(statistics.median(plot_times))}
+
+
+_FIRST_CELL = '''
+import json, sys, time
+t0 = time.perf_counter()
+import torch
+if sys.argv[1] != "default":
+    torch.set_num_threads(int(sys.argv[1]))
+from toolkit import generate, load_model
+t1 = time.perf_counter()
+model = load_model()
+t2 = time.perf_counter()
+tune = generate(model, meter="6/8", mode="maj", style="irish", seed=7)[0]
+t3 = time.perf_counter()
+page = tune._repr_html_()
+t4 = time.perf_counter()
+print(json.dumps({"torch_threads": torch.get_num_threads(), "import_s": round(t1 - t0, 2),
+                  "load_s": round(t2 - t1, 2), "generate_s": round(t3 - t2, 2),
+                  "tokens": len(tune.tokens), "score_and_audio_s": round(t4 - t3, 2),
+                  "total_s": round(t4 - t0, 2), "audio": "<audio" in page}))
+'''
+
+
+def bench_first_cell_parts() -> list[dict]:
+    """The first cell of notebook 00 in a fresh Python process, timed part by part, with
+    torch's default thread count and with one thread."""
+    import subprocess
+
+    out = []
+    for threads in ("default", "1"):
+        run = subprocess.run([sys.executable, "-c", _FIRST_CELL, threads], capture_output=True,
+                             text=True, check=True, cwd=ROOT / "notebooks")
+        out.append(json.loads(run.stdout.strip().splitlines()[-1]))
+    return out
 
 
 def _code_cells(path: Path) -> list[str]:
@@ -175,6 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["step"] = bench_step()
     if "first" in parts:
         result["first_tune"] = run_in_fresh_kernel(ROOT / NOTEBOOKS[0], first_only=True)
+        result["first_cell_parts"] = bench_first_cell_parts()
     if "memory" in parts:
         result["notebooks"] = {nb: run_in_fresh_kernel(ROOT / nb) for nb in NOTEBOOKS
                                if (ROOT / nb).exists()}

@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
+import io
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -625,6 +626,8 @@ class StepPlot:
         bars.ax.set_xticks(bars.x, bars.labels)
         bars.update(step.model_probs, kept=step.kept, after=step.probs, draw=False)
         self.draw.update(step.probs, step.u, step.token_id, draw=False)
+        for segment in self.draw.segments:  # cut tokens have no slice: skip drawing them
+            segment.set_visible(segment.get_width() > 0)
         drawn_at = int(np.flatnonzero(bars.tokens == step.token_id)[0])
         for i, bar in enumerate(bars.bars):
             bar.set_edgecolor(plots.COLORS["drawn"] if i == drawn_at else "none")
@@ -682,12 +685,17 @@ class _FigureView:
 
     def refresh(self) -> None:
         """Show the artists as they are now."""
-        from toolkit import plots
-
         if self.live:
             self.fig.canvas.draw_idle()
-        else:
-            self.widget.value = plots.figure_png(self.fig)
+            return
+        from PIL import Image
+
+        canvas = self.fig.canvas
+        canvas.draw()
+        buf = io.BytesIO()  # fast PNG compression: a third quicker than savefig's, a bit larger
+        Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).save(
+            buf, format="png", compress_level=1)
+        self.widget.value = buf.getvalue()
 
 
 class StepThrough:
