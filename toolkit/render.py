@@ -29,6 +29,7 @@ its own token; notes the model was given rather than sampled are grey.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
@@ -379,6 +380,19 @@ def svg(tune: Tune, *, width: int = 800, key: str | int | None = None,
 # ---------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1)
+def _palette() -> list[str]:
+    """256 colours along the used part of the colormap, from 100 % to 1 %."""
+    from matplotlib import colormaps
+
+    lo, hi = _COLOR_RANGE
+    colors = []
+    for i in range(256):
+        r, g, b, _ = colormaps[COLORMAP](lo + (hi - lo) * i / 255)
+        colors.append(f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}")
+    return colors
+
+
 def probability_color(p: float | None) -> str:
     """The colour (``"#rrggbb"``) for a note the model gave probability ``p``.
 
@@ -390,13 +404,9 @@ def probability_color(p: float | None) -> str:
     """
     if p is None:
         return _GIVEN
-    from matplotlib import colormaps
-
     p = min(max(float(p), _LOWEST), 1.0) if not math.isnan(p) else _LOWEST
     surprise = math.log(p) / math.log(_LOWEST)  # 0 at 100 %, 1 at 1 %
-    lo, hi = _COLOR_RANGE
-    r, g, b, _ = colormaps[COLORMAP](lo + (hi - lo) * surprise)
-    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+    return _palette()[round(255 * surprise)]
 
 
 def _color_notes(text: str, probabilities: list[float | None], parsed: ParsedTune) -> str:
