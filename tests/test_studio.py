@@ -241,3 +241,26 @@ def test_recording_summary_and_static_step_plot(model):
     assert plot.step.index == len(rec) - 1
     import matplotlib.pyplot as plt
     plt.close(plot.fig)
+
+
+def test_status_says_it_is_working_while_it_writes(studio, monkeypatch):
+    seen = []
+    real = st.record
+
+    def watching(*args, **kwargs):
+        seen.append(studio.status.value)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(st, "record", watching)
+    studio.seed.value = 12
+    assert seen and "⏳" in seen[0] and "seed 12" in seen[0]
+    assert "✅" in studio.status.value
+
+
+def test_saved_notebooks_get_a_static_copy(studio):
+    bundle = studio._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "static copy of the tune studio" in bundle["text/html"]
+    studio.step_through()
+    bundle = studio.steps._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and bundle["image/png"]

@@ -773,8 +773,19 @@ class StepThrough:
         except Exception as err:  # noqa: BLE001 -- the view must not raise
             self.info.value = _problem(f"Step {self.step.value} cannot be shown", err)
 
+    def png(self) -> bytes:
+        """The plot now shown, as PNG bytes."""
+        if not self.view.live and self.view.widget.value:
+            return bytes(self.view.widget.value)
+        from toolkit import plots
+
+        return plots.figure_png(self.view.fig)
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        data = self.widget._repr_mimebundle_(**kwargs)
+        if self.recording is not None:  # a static copy for a saved notebook (GitHub, nbviewer)
+            data["image/png"] = base64.b64encode(self.png()).decode("ascii")
+        return data
 
 
 def _step_html(d: DrawStep, rec: Recording) -> str:
@@ -935,7 +946,14 @@ class TuneStudio:
                           color_by_surprisal=self.color_by_surprisal.value)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+        data = self.widget._repr_mimebundle_(**kwargs)
+        if self.tune is not None:  # a static copy for a saved notebook: the score, no sound
+            data["text/html"] = (
+                tune_html(self.tune, width=self.width, audio=False, abc=False)
+                + '<p style="color:#555"><i>A static copy of the tune studio '
+                f"({html.escape(self.settings.label())}): run the notebook to move the "
+                "sliders and hear the tunes.</i></p>")
+        return data
 
 
 def _status(icon: str, text: str, color: str) -> str:
