@@ -75,7 +75,13 @@ def check_function(fn: Callable, reference: Callable, cases: Iterable[tuple],
             print(f"{TODO} {name}: not done yet — it returns {got!r}.")
             return False
         want = reference(*args)
-        if not same(got, want):
+        try:
+            agrees = bool(same(got, want))
+        except Exception as err:  # noqa: BLE001  (e.g. a numpy array where a tensor was meant)
+            print(f"{NO} {name} returned something that cannot be compared with the answer "
+                  f"({type(got).__name__}): {err}")
+            return False
+        if not agrees:
             print(f"{NO} {name} gives a different answer for one case.\n   got:  {got}\n"
                   f"   want: {want}")
             return False

@@ -6,7 +6,10 @@
 
 One loop serves every lesson: at each step the model gives logits ``(B, V)`` for all ``n`` tunes at
 once, the sampler chain reshapes them, and one seeded ``torch.Generator`` draws the next tokens.
-A tune stops at ``</s>`` or after ``max_tokens`` tokens, whichever comes first.
+A tune stops at ``</s>`` or after ``max_tokens`` tokens, whichever comes first.  Before the
+chain sees them, the logits of tokens that cannot come next are set to −∞: header tokens inside
+the body, and the token grammar (a duration only right after a note or rest, broken rhythm only
+after a note) — a spelling rule of ABC, not a musical choice.
 """
 
 from __future__ import annotations
@@ -22,7 +25,16 @@ from pathlib import Path
 
 import torch
 
-from toolkit.abc import BARS, EOS, UNKNOWN_STYLE, decode, encode_fragment
+from toolkit.abc import (
+    BARS,
+    BROKEN,
+    EOS,
+    UNKNOWN_STYLE,
+    decode,
+    encode_fragment,
+    is_duration,
+    is_pitch,
+)
 from toolkit.model import PAD, FolkLSTM
 
 __all__ = ["generate", "add_arguments", "cli_main", "StepRecord"]
@@ -71,7 +83,6 @@ def generate(model: FolkLSTM, n: int = 1, seed: int | None = None, meter: str | 
     on_step : called after each step with the raw logits and drawn tokens (step-through views).
     """
     from toolkit import sampling as S
-    from toolkit.tune import Tune
 
     _check_int("n", n, 1, 4096)
     _check_int("max_tokens", max_tokens, 1, 4096)
@@ -88,9 +99,29 @@ def generate(model: FolkLSTM, n: int = 1, seed: int | None = None, meter: str | 
     if guidance is not None and (isinstance(guidance, bool) or
                                  not isinstance(guidance, int | float) or not 0 <= guidance <= 20):
         raise ValueError(f"guidance must be a number in [0, 20], got {guidance!r}")
-    use_cfg = guidance is not None and guidance != 1
+    chain_guides = any(isinstance(step, S.Guidance) and step.active
+                       for step in getattr(sampler, "steps", ()))
+    if chain_guides and guidance is not None:
+        raise ValueError("give guidance either as generate(guidance=...) or as S.guidance(...) "
+                         "in the sampler chain, not both")
+    use_cfg = (guidance is not None and guidance != 1) or chain_guides
     if use_cfg and style is None:
         raise ValueError("guidance needs a style to steer towards: give style=...")
+
+    threads = torch.get_num_threads()
+    if n <= 16 and threads > 1:  # one thread is faster for small batches (no OpenMP hand-offs)
+        torch.set_num_threads(1)
+    try:
+        return _generate(model, n, seed, meter, mode, style, prime, max_tokens, sampler,
+                         guidance, key, stop_at_end, on_step, use_cfg, chain_guides)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _generate(model, n, seed, meter, mode, style, prime, max_tokens, sampler, guidance, key,
+              stop_at_end, on_step, use_cfg, chain_guides):
+    from toolkit import sampling as S
+    from toolkit.tune import Tune
 
     t0 = time.perf_counter()
     was_training = model.training
@@ -104,7 +135,13 @@ def generate(model: FolkLSTM, n: int = 1, seed: int | None = None, meter: str | 
     banned = torch.tensor([i for i, t in enumerate(model.vocab)
                            if t in (PAD, "<s>") or t[:2] in ("M:", "K:", "S:")
                            or (t == EOS and not stop_at_end)], device=device)
+    banned_mask = torch.zeros(len(model.vocab), dtype=torch.bool, device=device)
+    banned_mask[banned] = True
     is_bar = torch.tensor([t in BARS for t in model.vocab], device=device)
+    # the token grammar: one duration right after a note or rest, broken rhythm after either
+    is_note = torch.tensor([is_pitch(t) or t == "z" for t in model.vocab], device=device)
+    is_dur = torch.tensor([is_duration(t) for t in model.vocab], device=device)
+    is_broken = torch.tensor([t in BROKEN for t in model.vocab], device=device)
     eos = model.stoi[EOS]
     buf = torch.full((n, P + max_tokens), model.stoi[PAD], dtype=torch.long, device=device)
     logp_buf = torch.zeros(n, max_tokens, device=device)
@@ -136,13 +173,16 @@ def generate(model: FolkLSTM, n: int = 1, seed: int | None = None, meter: str | 
     for step in range(max_tokens):
         cond = logits[:n]
         raw_logp = torch.log_softmax(cond.float(), dim=-1)              # (n, V)
+        prev = buf[:, P + step - 1]                                      # (n,)
+        forbid = banned_mask | ((~is_note[prev])[:, None] & is_dur) \
+            | ((~(is_note[prev] | is_dur[prev]))[:, None] & is_broken)   # (n, V)
         mixed = cond
         uncond_logits = None
         if use_cfg:
-            uncond_logits = logits[n:]
-            mixed = uncond_logits + guidance * (cond - uncond_logits)
-        mixed = mixed.clone()
-        mixed[:, banned] = float("-inf")
+            uncond_logits = logits[n:].masked_fill(forbid, float("-inf"))
+            if not chain_guides:  # else the chain's Guidance step mixes them
+                mixed = uncond_logits + guidance * (cond - uncond_logits)
+        mixed = mixed.masked_fill(forbid, float("-inf"))
         ctx = S.Context(history=buf[:, :P + step], step=step, bar=bars, vocab=model.vocab,
                         uncond_logits=uncond_logits)
         tok = sampler.sample(mixed, generator=g, ctx=ctx)              # (n,)

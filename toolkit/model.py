@@ -20,7 +20,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from toolkit.abc import BOS, UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE, UnknownTokenError
+from toolkit.abc import (
+    BOS,
+    UNKNOWN_METER,
+    UNKNOWN_MODE,
+    UNKNOWN_STYLE,
+    UnknownTokenError,
+    is_pitch,
+    midi_pitch,
+)
 
 __all__ = ["ModelConfig", "FolkLSTM", "load_model", "save_model", "WEIGHTS_DIR", "PAD"]
 
@@ -73,10 +81,19 @@ class FolkLSTM(nn.Module):
         ids = []
         for pos, tok in enumerate(tokens):
             if tok not in self.stoi:
-                close = difflib.get_close_matches(tok, [t for t in self.vocab if t != PAD], n=1)
-                raise UnknownTokenError(tok, pos, close[0] if close else None)
+                raise UnknownTokenError(tok, pos, self.nearest_token(tok))
             ids.append(self.stoi[tok])
         return torch.tensor(ids, dtype=torch.long)
+
+    def nearest_token(self, token: str) -> str | None:
+        """The known token closest to an unknown one: for a pitch, the nearest known pitch."""
+        if is_pitch(token):
+            target = midi_pitch(token, {})
+            pitches = [t for t in self.vocab if is_pitch(t)]
+            return min(pitches, key=lambda t: (abs(midi_pitch(t, {}) - target), len(t)))
+        close = difflib.get_close_matches(token, [t for t in self.vocab if t != PAD], n=1,
+                                          cutoff=0.3)
+        return close[0] if close else None
 
     def conditioning(self, meter: str | None = None, mode: str | None = None,
                      style: str | None = None) -> list[str]:
