@@ -75,7 +75,8 @@ def groups(draw) -> list[str]:
         return ["(3", *draw(notes()), *draw(notes()), *draw(notes())]
     first = draw(notes(rests=False))
     second = draw(notes(rests=False))
-    return [*first, "-", first[0], *second[1:]]  # a tie joins two notes of the same pitch
+    broken = draw(st.sampled_from([[], [], [">"], ["<"]]))  # "G->G" is read as "G > - G"
+    return [*first, *broken, "-", first[0], *second[1:]]  # a tie joins notes of the same pitch
 
 
 @st.composite
@@ -236,6 +237,9 @@ def test_decode_writes_a_tie_right_after_its_note_even_across_a_bar():
     tokens = encode(abc_text("d8- | d4 e4 |"))
     assert tokens[4:-1] == ["c", "8", "|", "-", "c", "4", "d", "4", "|"]
     assert "d8- | d4 e4 |" in decode(tokens, key="D")
+    tokens = encode(abc_text("d2>-d e4 d4 |"))  # a tie and a broken rhythm: "d2->d", not "d2>-d"
+    assert tokens[4:-1] == ["c", "2", ">", "-", "c", "d", "4", "c", "4", "|"]
+    assert "d2->d" in decode(tokens, key="D")
 
 
 def test_decode_writes_a_triplet_without_a_space_inside():

@@ -711,9 +711,10 @@ def decode(tokens: Sequence[str], key: str = "D", *, title: str = "Folk Sampler 
             out.append(tok + " ")
         elif tok.startswith("(") and out and out[-1] not in (" ", "\n"):
             out.append(" " + tok)
-        elif tok == "-":  # a tie follows its first note at once, even across a bar line
+        elif tok == "-":  # a tie follows its first note at once: "c2-|c", "G->G" (not "G>-G")
             j = len(out)
-            while j > 0 and (not out[j - 1].strip() or out[j - 1].strip() in BARS + ENDINGS):
+            while j > 0 and (not out[j - 1].strip()
+                             or out[j - 1].strip() in BARS + ENDINGS + tuple(BROKEN)):
                 j -= 1
             out.insert(j, tok)
         else:
