@@ -1,0 +1,91 @@
+"""Write toolkit/weights/MODEL_CARD.md from the weights' own record and the benchmark results.
+
+    python benchmarks/quality.py
+    python benchmarks/bench_generate.py
+    python benchmarks/model_card.py
+
+Every figure in the card comes from ``toolkit/weights/folk_lstm.json`` (training history, command,
+time) or ``benchmarks/results/{quality,generate}.json``; nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+WEIGHTS = ROOT / "toolkit" / "weights"
+
+
+def main() -> None:
+    meta = json.loads((WEIGHTS / "folk_lstm.json").read_text())
+    cfg, info = meta["config"], meta["info"]
+    q = json.loads((RESULTS / "quality.json").read_text())
+    g = json.loads((RESULTS / "generate.json").read_text())
+    stats = json.loads((ROOT / "datasets" / "cache" / "stats.json").read_text()) \
+        if (ROOT / "datasets" / "cache" / "stats.json").exists() else {}
+    hist = info["history"]
+    best = min(hist, key=lambda h: h["valid_loss"])
+    hours = sum(h["seconds"] for h in hist) / 3600
+    lines = [
+        "# Model card: folk_lstm", "",
+        "A language model over folk-tune tokens (one token per musical "
+        "symbol, see `toolkit/abc.py`), the model every notebook talks to.", "",
+        "## Data", "",
+        f"Folk tunes in ABC from music21's corpus (Essen Folksong Collection — **non-commercial "
+        f"use only** —, O'Neill's 1850, Ryan's Mammoth, Aird's Airs, miscFolk); "
+        f"{stats.get('kept', '?')} tunes after cleaning and deduplication, split train / valid / "
+        f"test {stats.get('splits', {}).get('train', '?')} / "
+        f"{stats.get('splits', {}).get('valid', '?')} / {stats.get('splits', {}).get('test', '?')}"
+        " by a stable hash of the melody. Details: `datasets/README.md`.", "",
+        "## Tokens and network", "",
+        f"- vocabulary: {len(cfg['vocab'])} tokens (meter, mode and style tokens with their "
+        "unknown `?` forms, pitches, durations, bars, repeats, endings, broken rhythm, tuplets, "
+        "tie, rest, start, end, padding); every tune transposed to tonic C;",
+        f"- embedding {cfg['emb']} → LSTM {cfg['layers']} × {cfg['hidden']} → linear; dropout "
+        f"{cfg['dropout']}; **{q['parameters']:,} parameters**;",
+        "- conditioning: meter, mode and style tokens lead each tune; during training each is "
+        "replaced by its unknown form with probability 0.15, so the same network gives the "
+        "unconditional predictions that classifier-free guidance needs.", "",
+        "## Training", "",
+        f"- command: `{info.get('command') or 'python -m toolkit train'}`"
+        + (" (the run was resumed once with `--resume`; same schedule)"
+           if "--resume" in (info.get("command") or "") else ""),
+        f"- {len(hist)} epochs, AdamW, cosine learning rate, batches of 64 tunes of similar "
+        f"length; best validation loss at epoch {best['epoch']};",
+        f"- time: {hours:.2f} h on 2 CPU cores of a shared machine ({info.get('threads', '?')} "
+        "torch thread(s)); the per-epoch times are in `folk_lstm.json`.", "",
+        "## Results", "",
+        "| | LSTM | 5-gram baseline |", "|---|---|---|",
+        f"| valid cross-entropy (nats/token) | {q['lstm_valid_nats']:.3f} | "
+        f"{q['ngram5_valid_nats']:.3f} |",
+        f"| valid perplexity | {q['lstm_valid_perplexity']:.2f} | "
+        f"{q['ngram5_valid_perplexity']:.2f} |",
+        f"| test cross-entropy (nats/token) | {q['lstm_test_nats']:.3f} | "
+        f"{q['ngram5_test_nats']:.3f} |",
+        f"| test perplexity | {q['lstm_test_perplexity']:.2f} | "
+        f"{q['ngram5_test_perplexity']:.2f} |", "",
+        f"Of {q['samples']} tunes sampled at temperature 1.0 with no truncation "
+        f"({q['sampler']}): **{q['share_parse_music21']:.1%} parse in music21**, "
+        f"**{q['share_bars_complete']:.1%} have every bar as long as the meter** (pickups and "
+        f"section ends may be short), **{q['share_parse_and_bars']:.1%} both**.", "",
+        "Speed on this machine (`benchmarks/bench_generate.py`, " + g["machine"] + "):", "",
+        f"- loading the model: {g['load_seconds_median'] * 1000:.0f} ms (median);",
+        f"- one 256-token tune: {g['one_tune_256_tokens_ms_median']:.0f} ms (median);",
+        f"- a batch of 64 tunes: {g['batch64_tokens_per_second_median']:,} tokens/s.", "",
+        "## Limits", "",
+        "- It learned from Western-European and Chinese folk song collections as transcribed in "
+        "ABC; it knows nothing of lyrics, harmony or ornament (dropped by the tokenizer).",
+        "- Generated tunes can copy stretches of training tunes: `toolkit.metrics.Memorisation` "
+        "measures it (report: `benchmarks/results/sampling_report.md`).",
+        "- Licence: trained partly on the Essen collection, distributed with permission for "
+        "non-commercial use only; the weights and what they generate inherit that restriction.",
+        "",
+    ]
+    (WEIGHTS / "MODEL_CARD.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
