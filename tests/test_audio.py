@@ -116,6 +116,49 @@ def test_synth_choice():
         assert audio.duration(audio.wav(tune, synth="fluidsynth")) == pytest.approx(8.0, rel=0.01)
 
 
+FAKE_FLUIDSYNTH = """#!{python}
+# stands in for the fluidsynth program: writes 10 s of a stereo sine as '-F' asks, or fails
+import sys, wave, math, struct
+args = sys.argv[1:]
+if {fail}:
+    sys.exit(1)
+out, rate = args[args.index("-F") + 1], int(args[args.index("-r") + 1])
+assert args[-1].endswith(".mid") and args[-2].endswith(".sf2"), args
+frames = b"".join(struct.pack("<hh", v, v) for v in
+                  (int(8000 * math.sin(2 * math.pi * 440 * i / rate)) for i in range(10 * rate)))
+with wave.open(out, "wb") as w:
+    w.setnchannels(2); w.setsampwidth(2); w.setframerate(rate); w.writeframes(frames)
+"""
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_fluidsynth_is_used_when_there_and_skipped_silently_when_it_fails(tmp_path, monkeypatch,
+                                                                          fail):
+    import os
+    import sys
+
+    program = tmp_path / "fluidsynth"
+    program.write_text(FAKE_FLUIDSYNTH.format(python=sys.executable, fail=fail))
+    program.chmod(0o755)
+    font = tmp_path / "GM.sf2"
+    font.write_bytes(b"sfbk")
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FOLK_SAMPLER_SOUNDFONT", str(font))
+    assert audio.soundfont() == font
+    tune = Tune.from_abc(REEL)
+    numpy_sound = audio.wav(tune, synth="numpy")
+    if fail:
+        assert audio.wav(tune) == numpy_sound  # silently the numpy string
+        with pytest.raises(RuntimeError, match="FluidSynth could not play"):
+            audio.wav(tune, synth="fluidsynth")
+        return
+    sound = audio.wav(tune)
+    assert sound != numpy_sound
+    x, rate = audio.decode_wav(sound)
+    assert rate == audio.SAMPLE_RATE and audio.duration(sound) == pytest.approx(8.0, rel=0.01)
+    assert np.max(np.abs(x)) == pytest.approx(0.89, abs=0.01) and abs(float(x.mean())) < 1e-3
+
+
 def test_the_midi_file_for_fluidsynth_holds_the_notes(tmp_path):
     from music21 import converter
 

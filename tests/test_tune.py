@@ -122,6 +122,12 @@ def test_tempo_fields():
     assert parse_abc("X:1\nQ:3/8=80\nM:6/8\nK:D\nABc|").tempo == "3/8=80"
 
 
+@pytest.mark.timeout(30)
+def test_a_tempo_field_cannot_stall_the_reading():
+    # a regular expression with nested repeats once took minutes over a field like this
+    assert tempo_qpm("11" + "/111" * 200 + "x") is None
+
+
 def test_a_plain_tune_gets_a_plain_copy_for_verovio():
     parsed = parse_abc(KESH)
     assert parsed.not_plain is None
@@ -232,6 +238,7 @@ MALFORMED = [
     ("X:1\nK:G\na =|", "accidental", 3),
     ("X:1\nK:G\nZ2|", "needs a meter", 3),
     ("X:1\nM:4/4\nK:G\nZ99|", "out of range", 4),
+    ("X:1\nM:4/4\nK:G\nA Z0 B|", "out of range", 4),
     (b"X:1\nK:G\n\xff\xfeabc|", "UTF-8", None),
 ]
 

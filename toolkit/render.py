@@ -23,8 +23,11 @@ something the error says so.
 
 Surprisal colouring (``color_by_surprisal=True``) paints each note and rest -- head, stem and
 flag; beams stay black -- by the probability the model gave it, on a log scale from 1 % (and
-below) to 100 %, with a colour key under the score. A tied note is two notes, each coloured by
-its own token; notes the model was given rather than sampled are grey.
+below) to 100 %, with a colour key under the score. The k-th note or rest of the score takes
+the k-th pitch or rest token. A tied note is two notes, each coloured by its own token; notes
+the model was given rather than sampled are grey. Chords (which the generator does not write)
+can be coloured only when the engraving shows one note head per token, in the order it lists
+them; when the heads and the tokens do not pair up, a ValueError says so.
 """
 
 from __future__ import annotations
@@ -367,8 +370,9 @@ def svg(tune: Tune, *, width: int = 800, key: str | int | None = None,
     parsed = tune.parsed
     text, _ = engrave(parsed, width=width, key=key, score=lambda: tune.score)
     width_px, height_px = _size(text)
-    text = re.sub(r"^<svg\b", f'<svg style="max-width:100%;height:auto" '
-                  f'viewBox="0 0 {width_px:g} {height_px:g}"', text, count=1)
+    view = "" if "viewBox=" in text[: text.index(">")] else (
+        f' viewBox="0 0 {width_px:g} {height_px:g}"')
+    text = re.sub(r"^<svg\b", f'<svg style="max-width:100%;height:auto"{view}', text, count=1)
     if probabilities is None:
         return text
     return _with_legend(_color_notes(text, probabilities, parsed),
@@ -463,7 +467,7 @@ def _with_legend(score_svg: str, *, has_given: bool) -> str:
     """Stack the score and its colour key into one SVG."""
     width, height = _size(score_svg)
     legend_height = 44.0
-    inner = re.sub(r'^<svg style="[^"]*" viewBox="[^"]*"', "<svg", score_svg, count=1)
+    inner = re.sub(r'^<svg style="[^"]*"( viewBox="[^"]*")?', "<svg", score_svg, count=1)
     return (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
             f'style="max-width:100%;height:auto" width="{width:g}px" '
             f'height="{height + legend_height:g}px" '

@@ -291,7 +291,7 @@ def tempo_qpm(value: str, unit: Fraction = Fraction(1, 8)) -> float | None:
     >>> tempo_qpm("3/8=100"), tempo_qpm('"Lively" 1/2=90'), tempo_qpm("Allegro")
     (150.0, 180.0, None)
     """
-    m = re.search(r"((?:\d+/\d+\s*)+)=\s*(\d+(?:\.\d*)?)", value)
+    m = re.search(r"(\d+/\d+(?:\s+\d+/\d+)*)\s*=\s*(\d+(?:\.\d*)?)", value)
     if m:
         beat = sum(Fraction(b) for b in m.group(1).split())
         return float(beat * 4 * Fraction(m.group(2)))
@@ -367,6 +367,8 @@ def _plain_length(whole_notes: Fraction) -> bool:
     (True, False)
     """
     num, den = whole_notes.numerator, whole_notes.denominator
+    if num <= 0:
+        return False
     while num % 2 == 0:
         num //= 2
     return num in (1, 3, 7) and den & (den - 1) == 0 and Fraction(1, 128) <= whole_notes <= 2
@@ -421,6 +423,7 @@ class _Reader:
         self.left: str = ""
         self.ending: str | None = None
         self.voices = 1
+        self.voice_names: set[str] = set()
         self.continued = False
         self.not_plain: str | None = None
         self.pieces: list[tuple[str, Any]] = []  # the plain copy for verovio, built as we go
@@ -594,7 +597,7 @@ class _Reader:
                 bars = int(m.group("bars") or 1)
                 if self.bar is None:
                     raise self.error("a multi-bar rest (Z) needs a meter", *pos)
-                if bars > _MAX_BARS:
+                if not 0 < bars <= _MAX_BARS:
                     raise self.error(f"a rest of {bars} bars is out of range", *pos)
                 self.unplain("a multi-bar rest (Z)")
                 self.sound([], self.bar * bars / 4 / self.unit, m.group(0))
@@ -664,7 +667,8 @@ class _Reader:
             elif key == "M":
                 _, self.bar, _ = _meter(value)
             elif key == "V":
-                self.voices += 1
+                self.voice_names.add((value.split() or [""])[0])
+                self.voices = max(self.voices, len(self.voice_names))
         except ABCError as err:
             raise self.error(err.problem, *pos) from None
         if key == "X":
@@ -1033,7 +1037,8 @@ class Tune:
     @classmethod
     def from_abc(cls, text: str | bytes) -> Tune:
         """A tune from ABC text, checked: raises :class:`ABCError` naming the line and column
-        of the first thing that cannot be read.
+        of the first thing that cannot be read. (A tune with several voices is also read by
+        music21, which plays it.)
 
         >>> Tune.from_abc("X:1\\nK:G\\nGABc d2B2|").title
         ''
@@ -1045,6 +1050,8 @@ class Tune:
         parsed = parse_abc(text)
         tune = cls(abc=parsed.text)
         tune._memo[("parsed", tune.abc)] = parsed
+        if parsed.voices > 1:
+            tune.score  # noqa: B018 -- several voices are played from music21's reading: check it
         return tune
 
     def _cached(self, what: str, make: Any) -> Any:
