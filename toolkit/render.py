@@ -433,8 +433,12 @@ def _color_notes(text: str, probabilities: list[float | None], parsed: ParsedTun
     return "".join(out)
 
 
-def legend_svg(width: float, *, has_given: bool = False) -> str:
-    """The colour key drawn under a coloured score: "note probability: 1 % ... 100 %"."""
+def legend_svg(width: float, *, has_given: bool = False, name: str = "") -> str:
+    """The colour key drawn under a coloured score: "note probability: 1 % ... 100 %".
+
+    ``name`` makes the gradient's id unique on a page that shows several scores.
+    """
+    gradient = f"folk-sampler-surprisal{'-' + name if name else ''}"
     bar_x, bar_w, bar_y, bar_h = 130.0, min(260.0, max(120.0, width - 330.0)), 8.0, 12.0
     stops = []
     for i in range(11):
@@ -454,12 +458,12 @@ def legend_svg(width: float, *, has_given: bool = False) -> str:
                  f'fill="{_GIVEN}"/><text x="{gx + 18:g}" y="{bar_y + 10:g}">given, '
                  "not sampled</text>")
     return (f'<g class="legend" font-family="sans-serif" font-size="12" fill="#333">'
-            f'<defs><linearGradient id="folk-sampler-surprisal">{"".join(stops)}'
+            f'<defs><linearGradient id="{gradient}">{"".join(stops)}'
             f"</linearGradient></defs>"
             f'<text x="{bar_x - 8:g}" y="{bar_y + 10:g}" text-anchor="end">note probability'
             f"</text>"
             f'<rect x="{bar_x:g}" y="{bar_y:g}" width="{bar_w:g}" height="{bar_h:g}" '
-            f'fill="url(#folk-sampler-surprisal)" stroke="#666" stroke-width="0.5"/>'
+            f'fill="url(#{gradient})" stroke="#666" stroke-width="0.5"/>'
             f'{"".join(ticks)}{given}</g>')
 
 
@@ -467,12 +471,15 @@ def _with_legend(score_svg: str, *, has_given: bool) -> str:
     """Stack the score and its colour key into one SVG."""
     width, height = _size(score_svg)
     legend_height = 44.0
+    root_id = re.search(r'\sid="([^"]+)"', score_svg[: score_svg.index(">")])
+    name = root_id.group(1) if root_id else ""
     inner = re.sub(r'^<svg style="[^"]*"( viewBox="[^"]*")?', "<svg", score_svg, count=1)
     return (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
             f'style="max-width:100%;height:auto" width="{width:g}px" '
             f'height="{height + legend_height:g}px" '
             f'viewBox="0 0 {width:g} {height + legend_height:g}">{inner}'
-            f'<g transform="translate(0,{height:g})">{legend_svg(width, has_given=has_given)}'
+            f'<g transform="translate(0,{height:g})">'
+            f'{legend_svg(width, has_given=has_given, name=name)}'
             f"</g></svg>")
 
 
