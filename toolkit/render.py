@@ -11,11 +11,12 @@ How a tune reaches verovio:
 
 1. Plain tunes -- what the generator writes, and most folk tunes -- go in as ABC
    (``inputFrom: "abc"``), in the plain copy :func:`toolkit.tune.parse_abc` writes. verovio's
-   timing of every note is checked against our own reading; repeats, endings and bar lines
-   verovio's ABC reader leaves out are then written into its MEI, which is loaded back.
-2. Anything else (chords, grace notes, key changes, several voices...), or a plain tune whose
-   timing verovio gets wrong, goes music21 -> MusicXML -> verovio. music21 takes ~40 ms to read
-   a tune and as long again to write MusicXML, so this path is slower.
+   reading of every note and rest (pitch and length, from its MEI) is checked against ours;
+   the repeats, endings and bar lines its ABC reader leaves out are then written into the MEI,
+   which is loaded back and drawn.
+2. Anything else (chords, grace notes, key changes, several voices...), or a plain tune that
+   verovio reads differently, goes music21 -> MusicXML -> verovio. music21 takes ~40 ms to read
+   a tune and as long again to write MusicXML, so this path is several times slower.
 
 The same input gives the same SVG, byte for byte (``xmlIdChecksum``). Systems wrap to the
 width asked for, all on one page. verovio's own messages are switched off; when it cannot read
@@ -45,8 +46,7 @@ if TYPE_CHECKING:
     from toolkit.tune import Tune
 
 __all__ = ["svg", "engrave", "music21_score", "notes_from_score", "performance_from_score",
-           "musicxml", "midi",
-           "probability_color", "legend_svg", "COLORMAP", "SCALE"]
+           "musicxml", "midi", "probability_color", "legend_svg", "COLORMAP", "SCALE"]
 
 #: verovio's scale in percent: 40 gives a staff about 1 cm high on a laptop screen.
 SCALE = 40
@@ -333,7 +333,8 @@ def engrave(parsed: ParsedTune, *, width: int = 800, key: str | int | None = Non
             tk.setOptions(reading)
             mei = tk.getMEI() if tk.loadData(parsed.verovio_abc) else ""
             if _mei_agrees(mei, parsed):
-                # verovio dates its MEI to the second, and seeds the ids from the whole text
+                # verovio dates its MEI to the second, and seeds the ids from the whole text;
+                # its ABC reader carries the last tune's key into the gestural accidentals
                 mei = re.sub(r'\sisodate="[^"]*"', "", mei)
                 mei = _write_bars(re.sub(r'\saccid\.ges="[^"]*"', "", mei), parsed.measures)
                 if mei is not None:
