@@ -19,8 +19,8 @@ def test_training_on_the_toy_set_lowers_validation_loss_and_resumes(tmp_path):
     assert [h["epoch"] for h in h1] == [1, 2, 3, 4, 5, 6]  # resumed, not restarted
     assert h1[0] == h0[0]
     assert min(h["valid_loss"] for h in h1) < h0[0]["valid_loss"]
-    again, h2 = train_model(train, valid, epochs=6, out_dir=tmp_path / "b", **small)
-    assert [h["train_loss"] for h in h2][:1] == [h["train_loss"] for h in h1][:1]  # seeded
+    again, h2 = train_model(train, valid, epochs=1, out_dir=tmp_path / "b", **small)
+    assert h2[0]["train_loss"] == h0[0]["train_loss"]  # same seed, same schedule: same run
     loaded = load_model(tmp_path / "a")
     assert abs(evaluate(loaded, valid) - min(h["valid_loss"] for h in h1)) < 1e-3
 
