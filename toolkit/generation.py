@@ -242,6 +242,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style", default=None)
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     p.add_argument("--prime", default=None, help="the tune's opening, ABC in --key")
+    p.add_argument("--meter-constraint", action="store_true",
+                   help="keep every bar exactly as long as the meter (toolkit.constraints)")
     p.add_argument("--key", default="D", help="display key of the written tunes")
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--model", default=None, help="weights file or run folder")
@@ -265,10 +267,15 @@ def cli_main(args: argparse.Namespace) -> int:
         run = {"temperature": temp, "top_k": k, "top_p": p, "min_p": mp, "seed": seed,
                "n": args.n, "meter": args.meter, "mode": args.mode, "style": args.style,
                "guidance": args.guidance, "prime": args.prime, "key": args.key,
-               "max_tokens": args.max_tokens, "formats": formats}
+               "max_tokens": args.max_tokens, "formats": formats,
+               "meter_constraint": args.meter_constraint}
         t0 = time.perf_counter()
         try:
             chain = S.temperature_first(temperature=temp, top_k=k, top_p=p, min_p=mp)
+            if args.meter_constraint:
+                from toolkit.constraints import MeterConstraint
+
+                chain = S.chain(MeterConstraint(), chain)
             tunes = generate(model, n=args.n, seed=seed, meter=args.meter, mode=args.mode,
                              style=args.style, prime=args.prime, max_tokens=args.max_tokens,
                              sampler=chain, guidance=args.guidance, key=args.key)
