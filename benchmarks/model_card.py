@@ -49,9 +49,11 @@ def main() -> None:
         "replaced by its unknown form with probability 0.15, so the same network gives the "
         "unconditional predictions that classifier-free guidance needs.", "",
         "## Training", "",
-        f"- command: `{info.get('command') or 'python -m toolkit train'}`"
-        + (" (the run was resumed once with `--resume`; same schedule)"
-           if "--resume" in (info.get("command") or "") else ""),
+        f"- command: `{info.get('command') or 'python -m toolkit train'}`;"
+        + (f" {info['note']};" if info.get("note") else ""),
+        "- data: the corpus as built at training time "
+        f"({info.get('dataset_tunes_at_training', '?')} tunes; later tokenizer fixes keep a "
+        "few more);",
         f"- {len(hist)} epochs, AdamW, cosine learning rate, batches of 64 tunes of similar "
         f"length; best validation loss at epoch {best['epoch']};",
         f"- time: {hours:.2f} h on 2 CPU cores of a shared machine ({info.get('threads', '?')} "
@@ -69,7 +71,10 @@ def main() -> None:
         f"Of {q['samples']} tunes sampled at temperature 1.0 with no truncation "
         f"({q['sampler']}): **{q['share_parse_music21']:.1%} parse in music21**, "
         f"**{q['share_bars_complete']:.1%} have every bar as long as the meter** (pickups and "
-        f"section ends may be short), **{q['share_parse_and_bars']:.1%} both**.", "",
+        f"section ends may be short), **{q['share_parse_and_bars']:.1%} both**; "
+        f"{q['share_fully_valid']:.1%} are fully valid (repeats and endings balanced too). "
+        f"With the meter constraint (`toolkit.constraints`) the same seeds give "
+        f"{q['share_bars_complete_with_meter_constraint']:.1%} complete bars.", "",
         "Speed on this machine (`benchmarks/bench_generate.py`, " + g["machine"] + "):", "",
         f"- loading the model: {g['load_seconds_median'] * 1000:.0f} ms (median);",
         f"- one 256-token tune: {g['one_tune_256_tokens_ms_median']:.0f} ms (median);",

@@ -7,7 +7,8 @@
 * 200 tunes sampled at temperature 1.0 with no truncation (seeds 0..3, 50 tunes each): the share
   that parse in music21 and the share whose every bar is as long as the meter says (the token
   checker in toolkit.metrics, which follows the tune's own bar lines; pickups and the last bar of a
-  section may be short), and both together.
+  section may be short), both together, and fully valid (repeats balanced too); the same 200
+  seeds with the meter constraint (toolkit.constraints) for comparison.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 
 from toolkit import data, generate, load_model
 from toolkit import sampling as S
+from toolkit.constraints import MeterConstraint
 from toolkit.metrics import check_tokens
 from toolkit.ngram import NGram
 from toolkit.train import evaluate
@@ -63,14 +65,22 @@ def main() -> dict:
     for seed in range(4):
         tunes += generate(model, n=50, seed=seed, sampler=S.chain(S.temperature(1.0)),
                           max_tokens=512)
-    bars = [check_tokens(t.tokens).ok for t in tunes]
+    checks = [check_tokens(t.tokens) for t in tunes]
+    bars = [c.bars_ok and c.complete for c in checks]
     parsed = [parses(t.abc) for t in tunes]
     both = [a and b for a, b in zip(bars, parsed, strict=True)]
+    constrained = []
+    for seed in range(4):
+        constrained += generate(model, n=50, seed=seed, max_tokens=512,
+                                sampler=S.chain(MeterConstraint(), S.temperature(1.0)))
     res.update({
         "samples": len(tunes), "sampler": "temperature 1.0, no truncation, seeds 0-3 x 50",
         "share_bars_complete": round(sum(bars) / len(tunes), 4),
         "share_parse_music21": round(sum(parsed) / len(tunes), 4),
         "share_parse_and_bars": round(sum(both) / len(tunes), 4),
+        "share_fully_valid": round(sum(c.ok for c in checks) / len(tunes), 4),
+        "share_bars_complete_with_meter_constraint": round(
+            sum(check_tokens(t.tokens).bars_ok for t in constrained) / len(constrained), 4),
         "mean_tokens_per_tune": round(sum(len(t.tokens) for t in tunes) / len(tunes), 1),
     })
     for k, v in res.items():

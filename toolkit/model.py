@@ -68,6 +68,11 @@ class FolkLSTM(nn.Module):
         h, state = self.lstm(h, state)         # (B, T, H)
         return self.head(self.drop(h)), state  # (B, T, V)
 
+    def step(self, tokens: torch.Tensor, state=None):
+        """One token per row, no dropout: ``tokens (B,) -> logits (B, V), state`` (generation)."""
+        h, state = self.lstm(self.embed(tokens)[:, None], state)   # (B, 1, H)
+        return self.head(h[:, 0]), state                            # (B, V)
+
     @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
