@@ -1,0 +1,121 @@
+"""The curriculum as a student uses it: JupyterLab in headless Chromium.
+
+Each notebook is opened from its URL, its outputs are cleared, Run → Run All Cells runs it, and
+once the kernel is idle every code cell must have run and no output may be an error. Two
+notebooks are also played with: the temperature slider of notebook 01 and the seed of the tune
+studio in notebook 03, moved with the keyboard as a user would.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from folk_browser import (
+    CHANGE_TIMEOUT_S,
+    NOTEBOOKS,
+    LabServer,
+    Steps,
+    assert_no_kernel_errors,
+    check_seed_changes_score,
+    code_cell,
+    errors_by_cell,
+    notebook_paths,
+    open_notebook,
+    press_on_slider,
+    prompts,
+    run_all_cells,
+    slider,
+    stable_screenshot,
+    studio_output,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
+
+TEMPERATURE = NOTEBOOKS / "01_softmax_and_temperature.ipynb"
+STUDIO = NOTEBOOKS / "03_tune_studio.ipynb"
+#: Notebooks with a test of their own below (which runs them too).
+DEDICATED = {TEMPERATURE.name, STUDIO.name}
+
+
+def run_notebook_clean(page: Any, steps: Steps, lab: LabServer, notebook: Path) -> None:
+    """Open ``notebook``, run all its cells, and fail on any error output or unrun cell."""
+    assert notebook.exists(), f"{notebook.relative_to(NOTEBOOKS.parent)} is missing"
+    open_notebook(page, lab.url, notebook, steps)
+    state = run_all_cells(page, steps)
+    errors = errors_by_cell(page)
+    assert not errors, (f"{notebook.name}: error output after Run All Cells:\n\n"
+                        + "\n\n".join(errors))
+    assert state == "done", f"{notebook.name}: not every cell ran; prompts: {prompts(page)}"
+    assert_no_kernel_errors(steps)
+
+
+@pytest.mark.parametrize("notebook", [p for p in notebook_paths() if p.name not in DEDICATED],
+                         ids=lambda p: p.stem)
+def test_notebook_runs_clean(lab_page: tuple[Any, Steps], lab: LabServer,
+                             notebook: Path) -> None:
+    page, steps = lab_page
+    run_notebook_clean(page, steps, lab, notebook)
+
+
+def _number(pattern: str, texts: list[str]) -> float:
+    for text in texts:
+        m = re.search(pattern, text)
+        if m:
+            return float(m.group(1))
+    raise AssertionError(f"no {pattern!r} in {texts}")
+
+
+def test_temperature_slider_moves_readouts_and_plot(lab_page: tuple[Any, Steps],
+                                                    lab: LabServer) -> None:
+    page, steps = lab_page
+    run_notebook_clean(page, steps, lab, TEMPERATURE)
+
+    out = code_cell(page, "W.TemperatureExplorer(").locator(".jp-OutputArea")
+    t_slider = slider(page, out, "T")
+    readouts = out.locator(".widget-html")
+    canvas = out.locator(".jupyter-matplotlib-canvas-div")
+    canvas.wait_for(state="visible")
+    wait_until(page, lambda: "entropy" in " ".join(readouts.all_inner_texts()), CHANGE_TIMEOUT_S,
+               "the explorer's readouts appear")
+    before_text = readouts.all_inner_texts()
+    before_t = float(t_slider.locator(".widget-readout").inner_text())
+    before_plot = stable_screenshot(page, canvas)
+    steps("explorer before the move")
+
+    # A keyboard user: focus the slider's handle and press the right arrow ten times.
+    since = len(steps.kernel_errors)
+    press_on_slider(page, t_slider, "ArrowRight", times=10)
+    wait_until(page, lambda: readouts.all_inner_texts() != before_text, CHANGE_TIMEOUT_S,
+               f"the readouts change when T moves (still {before_text})",
+               steps=steps, since=since)
+    wait_until(
+        page, lambda: (shot := canvas.screenshot(animations="disabled")) != before_plot and shot,
+        CHANGE_TIMEOUT_S, "the plot (ipympl canvas) changes when T moves",
+        steps=steps, since=since)
+    steps("explorer after the move")
+
+    after_text = readouts.all_inner_texts()
+    after_t = float(t_slider.locator(".widget-readout").inner_text())
+    assert after_t > before_t, f"T went from {before_t} to {after_t}: ArrowRight should raise it"
+    h_before = _number(r"H = ([\d.]+) bits", before_text)
+    h_after = _number(r"H = ([\d.]+) bits", after_text)
+    n_before = _number(r"= ([\d.]+)\s+of \d+ tokens", before_text)
+    n_after = _number(r"= ([\d.]+)\s+of \d+ tokens", after_text)
+    assert h_after > h_before and n_after > n_before, (
+        f"a higher temperature flattens the distribution, yet T {before_t} → {after_t} moved "
+        f"H {h_before} → {h_after} bits and the effective choices {n_before} → {n_after}")
+    assert not errors_by_cell(page), errors_by_cell(page)
+    assert_no_kernel_errors(steps)
+
+
+def test_tune_studio_seed_changes_score(lab_page: tuple[Any, Steps], lab: LabServer) -> None:
+    page, steps = lab_page
+    run_notebook_clean(page, steps, lab, STUDIO)
+    cell = code_cell(page, "st.TuneStudio(model, jig)")
+    check_seed_changes_score(page, steps, studio_output(page, cell))
+    assert not errors_by_cell(page), errors_by_cell(page)
+    assert_no_kernel_errors(steps)
