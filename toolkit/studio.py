@@ -910,14 +910,19 @@ class TuneStudio:
                                         f"{type(err).__name__}: {err}", "#b22")
             return
         self.recording, self.tune = recording, recording.tune
-        self._show_score()
-        self.seconds = time.perf_counter() - t0
-        obs = observations(self.tune)
-        bad = f", {obs['bad_bars']} bar(s) off the meter" if obs["bad_bars"] else ""
-        self.status.value = _status("✅", f"{settings.label()}: {obs['tokens']} tokens, "
-                                    f"{obs['notes']} notes{bad} — written and engraved in "
-                                    f"{self.seconds:.2f} s", "#161")
-        self._sync_steps()
+        try:  # showing it can fail too: say so on the status line, never leave a stale "done"
+            self._show_score()
+            self.seconds = time.perf_counter() - t0
+            obs = observations(self.tune)
+            bad = f", {obs['bad_bars']} bar(s) off the meter" if obs["bad_bars"] else ""
+            self.status.value = _status("✅", f"{settings.label()}: {obs['tokens']} tokens, "
+                                        f"{obs['notes']} notes{bad} — written and engraved in "
+                                        f"{self.seconds:.2f} s", "#161")
+            self._sync_steps()
+        except Exception as err:  # noqa: BLE001 -- the kernel lives; the student reads why
+            self.status.value = _status("⚠️", f"The tune for {settings.label()} was written but "
+                                        f"could not be shown: {type(err).__name__}: {err}",
+                                        "#b22")
 
     def _show_score(self) -> None:
         if self.tune is not None:
