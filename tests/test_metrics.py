@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
@@ -138,9 +139,10 @@ def test_sweep_writes_a_tidy_table_and_resumes(model, tmp_path):
 
 
 def test_sweep_through_an_executor_gives_the_same_rows(model):
+    """A process pool stands in for a cluster engine (Dask's and Ray's executors work alike)."""
     grid = {"top_p": [0.9], "max_tokens": [30]}
     plain = sweep(model, grid, seeds=[4, 5], n=2, progress=False)
-    with ThreadPoolExecutor(2) as ex:
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as ex:
         pooled = sweep(model, grid, seeds=[4, 5], n=2, executor=ex, progress=False)
     strip = lambda rows: [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]  # noqa: E731
     assert strip(plain) == strip(pooled)

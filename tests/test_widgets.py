@@ -95,10 +95,12 @@ def test_low_temperature_is_greedy_and_high_temperature_nearly_uniform(model, ji
     app.temperature.value = 0.05                              # the slider's lowest value
     assert app.plot.heights[0] > 0.99 and app.effective_choices < 1.1
     assert "greedy" in app.plot.ax.get_title()
+    app.temperature.value = 1.0
+    top_at_one = app.plot.heights.max()
     app.temperature.value = 5.0
     V = len(model.vocab)
     assert app.entropy_bits > 0.85 * math.log2(V)
-    assert app.plot.heights.max() < 5 / V                     # every bar near 1/V
+    assert app.plot.heights.max() < min(top_at_one / 3, 10 / V)  # the bars flatten towards 1/V
     assert app.plot.colors == [KEPT] * len(app.plot.bars)
 
 

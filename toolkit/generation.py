@@ -20,7 +20,6 @@ import json
 import os
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -112,14 +111,15 @@ def generate(model: FolkLSTM, n: int = 1, seed: int | None = None, meter: str | 
     threads = torch.get_num_threads()
     if n <= 16 and threads > 1:  # one thread is faster for small batches (no OpenMP hand-offs)
         torch.set_num_threads(1)
+    onednn = torch.backends.mkldnn.enabled
+    # oneDNN's LSTM kernel costs ~10x more per single-token step than PyTorch's own on CPU
+    torch.backends.mkldnn.enabled = False
     try:
-        # oneDNN's LSTM kernel costs ~10x more per single-token step than PyTorch's own on CPU
-        with warnings.catch_warnings(), torch.backends.mkldnn.flags(enabled=False):
-            warnings.simplefilter("ignore", UserWarning)  # a note about Intel GPUs, not us
-            return _generate(model, n, seed, meter, mode, style, prime, max_tokens, sampler,
-                             guidance, key, stop_at_end, on_step, use_cfg, chain_guides)
+        return _generate(model, n, seed, meter, mode, style, prime, max_tokens, sampler,
+                         guidance, key, stop_at_end, on_step, use_cfg, chain_guides)
     finally:
         torch.set_num_threads(threads)
+        torch.backends.mkldnn.enabled = onednn
 
 
 def _generate(model, n, seed, meter, mode, style, prime, max_tokens, sampler, guidance, key,

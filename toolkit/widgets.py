@@ -343,7 +343,7 @@ class TemperatureExplorer(_App):
         self.temperature.description = "T"
         self.entropy_readout = ipw.HTML()
         self.choices_readout = ipw.HTML()
-        fig_size = figsize or ((13, 5.0) if curve else (9, 5.0))
+        fig_size = figsize or ((11.5, 5.0) if curve else (9, 5.0))
         kw = {"width_ratios": [1.7, 1]} if curve else {}
         self.fig, axes = plots.new_figure(1, 2 if curve else 1, figsize=fig_size, show=False,
                                           dpi=LIVE_DPI,
@@ -457,7 +457,7 @@ class TruncationExplorer(_ChainApp):
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                  min_p: float = 0.0, typical_p: float = 1.0, order: str = ORDERS[0],
                  t_min: float = 0.05, t_max: float = 5.0, top: int = 10, staircase_top: int = 10,
-                 figsize: tuple[float, float] = (13, 5.2)):
+                 figsize: tuple[float, float] = (11.5, 5.2)):
         self.logits, self.vocab = _logits_and_vocab(model, prefix, logits, vocab)
         V = len(self.vocab)
         if order not in ORDERS:
@@ -533,7 +533,7 @@ class ChainOrderExplorer(_ChainApp):
                  logits: Any = None, vocab: Sequence[str] | None = None,
                  temperature: float = 2.0, top_k: int = 0, top_p: float = 0.8,
                  min_p: float = 0.0, typical_p: float = 1.0, t_min: float = 0.05,
-                 t_max: float = 5.0, top: int = 10, figsize: tuple[float, float] = (13, 5.2)):
+                 t_max: float = 5.0, top: int = 10, figsize: tuple[float, float] = (11.5, 5.2)):
         self.logits, self.vocab = _logits_and_vocab(model, prefix, logits, vocab)
         V = len(self.vocab)
         rows = self._sliders(V, temperature, top_k, top_p, min_p, typical_p, t_min, t_max)
