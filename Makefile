@@ -17,15 +17,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e ".[dev]"
 	touch $(STAMP)
 
+# jupyter refuses to run as root unless told; root is common in containers and CI machines
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: setup
-	$(BIN)/jupyter lab notebooks/00_start_here.ipynb
+	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/00_start_here.ipynb
 
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 voila: setup
-	$(BIN)/voila notebooks/03_tune_studio.ipynb
+	$(BIN)/voila $(ROOT_FLAG) notebooks/03_tune_studio.ipynb
 
 bench: setup
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
