@@ -34,12 +34,12 @@ from toolkit.abc import (
     is_pitch,
     parse_duration,
 )
+from toolkit.metrics import SECTION_ENDS
 from toolkit.sampling import Context, Step
 
 __all__ = ["MeterConstraint", "BarState", "meter_constraint"]
 
 SHORTEST = Fraction(1, 4)  # the shortest duration token ("/4") times one eighth
-SECTION_ENDS = (":|", "||", "|]", "::")
 
 
 class BarState:

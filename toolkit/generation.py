@@ -136,11 +136,9 @@ def _generate(model, n, seed, meter, mode, style, prime, max_tokens, sampler, gu
     sampler.reset() if hasattr(sampler, "reset") else None
     g = torch.Generator().manual_seed(seed)
 
-    banned = torch.tensor([i for i, t in enumerate(model.vocab)
-                           if t in (PAD, "<s>") or t[:2] in ("M:", "K:", "S:")
-                           or (t == EOS and not stop_at_end)], device=device)
-    banned_mask = torch.zeros(len(model.vocab), dtype=torch.bool, device=device)
-    banned_mask[banned] = True
+    banned_mask = torch.tensor([t in (PAD, "<s>") or t[:2] in ("M:", "K:", "S:")
+                                or (t == EOS and not stop_at_end) for t in model.vocab],
+                               device=device)
     is_bar = torch.tensor([t in BARS for t in model.vocab], device=device)
     # the token grammar: one duration right after a note or rest, broken rhythm after either
     is_note = torch.tensor([is_pitch(t) or t == "z" for t in model.vocab], device=device)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from toolkit.abc import _ACCIDENTALS as ACCIDENTALS  # accidental text -> semitones
 from toolkit.abc import (
     BOS,
     ENDINGS,
@@ -88,7 +89,7 @@ def check_tokens(tokens: Sequence[str]) -> Validity:
     if full is None or mode == "K:?":
         v.headers = False
         v.problems.append("meter or mode unknown")
-    body = [t for t in toks if t not in (BOS, EOS) and t[:2] not in ("M:", "K:", "S:")]
+    body = _body(toks)
     if not any(is_pitch(t) for t in body):
         v.has_notes = False
         v.problems.append("no notes")
@@ -168,7 +169,7 @@ def notes_of(tokens: Sequence[str], key: str = "C") -> list[Note]:
     mode = mode_tok[2:] if mode_tok[2:] in MODES else "maj"
     shift = _semitones_to(key)
     sig = Key("C", 0, mode).signature()
-    body = [t for t in tokens if t not in (BOS, EOS) and t[:2] not in ("M:", "K:", "S:")]
+    body = _body(tokens)
     out: list[Note] = []
     carried: dict[tuple[str, str], int] = {}
     time = Fraction(0)
@@ -184,7 +185,7 @@ def notes_of(tokens: Sequence[str], key: str = "C") -> list[Note]:
             continue
         acc, letter, marks = PITCH_RE.match(e.token).groups()
         if acc:
-            carried[(letter, marks)] = _ACC[acc]
+            carried[(letter, marks)] = ACCIDENTALS[acc]
         alter = carried.get((letter, marks), sig[letter.upper()])
         pitch = midi_pitch(letter + marks, {}) + alter + shift
         dur = float(e.duration) / 2
@@ -198,7 +199,6 @@ def notes_of(tokens: Sequence[str], key: str = "C") -> list[Note]:
     return out
 
 
-_ACC = {"^^": 2, "^": 1, "=": 0, "_": -1, "__": -2}
 
 
 def _semitones_to(key: str) -> int:
