@@ -34,7 +34,7 @@ def readable_seed(model, settings: dict, tries: int = 40) -> int:
                 return seed
         except Exception:  # noqa: BLE001
             continue
-    pytest.skip("no readable tune in the first seeds with these weights")
+    raise AssertionError(f"no readable tune in the first {tries} seeds with these weights")
 
 
 # -- data -------------------------------------------------------------------------------------

@@ -24,16 +24,8 @@ from fractions import Fraction
 import torch
 from torch import Tensor
 
-from toolkit.abc import _TUPLET_Q as TUPLET_Q  # the tuplet rule (p notes in the time of q)
-from toolkit.abc import (
-    BARS,
-    BROKEN,
-    EOS,
-    bar_length,
-    is_duration,
-    is_pitch,
-    parse_duration,
-)
+from toolkit.abc import BROKEN, EOS, bar_length, is_duration, is_pitch, parse_duration
+from toolkit.barclock import START, advance
 from toolkit.metrics import SECTION_ENDS
 from toolkit.sampling import Context, Step
 
@@ -43,48 +35,28 @@ SHORTEST = Fraction(1, 4)  # the shortest duration token ("/4") times one eighth
 
 
 class BarState:
-    """How full the current bar is, read token by token (the same arithmetic as ``abc.events``).
+    """How full the current bar is: a :class:`toolkit.barclock.Clock` (the arithmetic the model's
+    bar clock uses) plus the bar's full length, and the rule of what may come next.
 
     ``filled`` counts eighths, including the last note's duration so far; ``last`` is that note's
-    length (a duration token multiplies it); ``scale`` is what the next note's length is
+    length (a duration token multiplies it); ``next_scale()`` is what the next note's length is
     multiplied by (a tuplet, or the second note of a broken-rhythm pair).
     """
 
     def __init__(self, full: Fraction | None):
         self.full = full
-        self.filled = Fraction(0)
-        self.last: Fraction | None = None      # length of the last note (None after a bar)
-        self.after_duration = False
-        self.tuplet_left, self.tuplet_scale = 0, Fraction(1)
-        self.broken_next: Fraction | None = None
-        self.bar = 0
+        self.clock = START
+
+    filled = property(lambda self: self.clock.filled)
+    last = property(lambda self: self.clock.last)
+    after_duration = property(lambda self: self.clock.after_duration)
+    bar = property(lambda self: self.clock.bar)
 
     def next_scale(self) -> Fraction:
-        scale = self.tuplet_scale if self.tuplet_left else Fraction(1)
-        return scale * (self.broken_next or 1)
+        return self.clock.next_scale()
 
     def push(self, tok: str) -> None:
-        if is_pitch(tok) or tok == "z":
-            length = self.next_scale()
-            self.tuplet_left = max(0, self.tuplet_left - 1)
-            self.broken_next = None
-            self.filled += length
-            self.last, self.after_duration = length, False
-        elif is_duration(tok) and self.last is not None and not self.after_duration:
-            d = parse_duration(tok)
-            self.filled += self.last * (d - 1)
-            self.last *= d
-            self.after_duration = True
-        elif tok in BROKEN and self.last is not None:
-            first, second = BROKEN[tok]
-            self.filled += self.last * (first - 1)
-            self.broken_next = second
-        elif tok.startswith("(") and tok[1:].isdigit():
-            p = int(tok[1:])
-            self.tuplet_left, self.tuplet_scale = p, Fraction(int(TUPLET_Q.get(str(p), "2")), p)
-        elif tok in BARS:
-            self.filled, self.last, self.after_duration = Fraction(0), None, False
-            self.bar += 1
+        self.clock = advance(self.clock, tok)
 
     def allowed(self, vocab: list[str]) -> list[bool]:
         """Which tokens may come next without breaking the bar."""

@@ -97,12 +97,21 @@ def check_tokens(tokens: Sequence[str]) -> Validity:
     # bar lengths: collect (length, token that closes the bar, token that opened it)
     bars: list[tuple[int, object, str | None, str | None]] = []
     filled, bar_no, opened_by = 0, 0, None
-    evs = list(events(body))
-    for e in evs:
-        if e.kind == "bar":
-            nxt = body[e.index + 1] if e.index + 1 < len(body) else None
-            bars.append((bar_no, filled, e.token if nxt not in ENDINGS else nxt, opened_by))
-            opened_by, filled, bar_no = e.token, 0, bar_no + 1
+    # an ending mark written without a bar line before it (``G [2 A``) also ends the bar, as
+    # ABC readers (music21 among them) take it
+    bare_endings = [(i, t) for i, t in enumerate(body)
+                    if t in ENDINGS and (i == 0 or not is_bar(body[i - 1]))]
+    marks = sorted([(e.index, e) for e in events(body)] + bare_endings, key=lambda m: m[0])
+    for index, e in marks:
+        if isinstance(e, str):  # a bare ending mark
+            if filled:
+                bars.append((bar_no, filled, e, opened_by))
+                opened_by, filled, bar_no = e, 0, bar_no + 1
+        elif e.kind == "bar":
+            nxt = body[index + 1] if index + 1 < len(body) else None
+            mark = nxt if nxt in ENDINGS else e.token
+            bars.append((bar_no, filled, mark, opened_by))
+            opened_by, filled, bar_no = mark, 0, bar_no + 1
         else:
             filled += e.duration
     if filled:
@@ -111,8 +120,9 @@ def check_tokens(tokens: Sequence[str]) -> Validity:
         for no, length, closer, opener in bars:
             if length == full:
                 continue
-            may_be_short = (no == 0 or opener in SECTION_STARTS or closer in SECTION_ENDS
-                            or closer == EOS or closer in ENDINGS or length == 0)
+            may_be_short = (no == 0 or opener in SECTION_STARTS or opener in ENDINGS
+                            or closer in SECTION_ENDS or closer == EOS or closer in ENDINGS
+                            or length == 0)
             if length > full or not may_be_short:
                 v.bad_bars.append(no)
         if v.bad_bars:
@@ -138,7 +148,7 @@ def check_tokens(tokens: Sequence[str]) -> Validity:
             v.problems.append("ending [2 without [1")
         elif t in ("|]", "||"):
             had_first_ending = False
-    if open_repeat and v.complete:
+    if open_repeat:
         v.repeats_ok = False
         v.problems.append("a |: repeat is never closed")
     return v

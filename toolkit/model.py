@@ -29,6 +29,7 @@ from toolkit.abc import (
     is_pitch,
     midi_pitch,
 )
+from toolkit.barclock import N_FEATURES, BarClock
 
 __all__ = ["ModelConfig", "FolkLSTM", "load_model", "save_model", "WEIGHTS_DIR", "PAD"]
 
@@ -46,10 +47,17 @@ class ModelConfig:
     hidden: int = 384
     layers: int = 2
     dropout: float = 0.2
+    bar_clock: bool = False  # also read how full the current bar is (toolkit.barclock)
 
 
 class FolkLSTM(nn.Module):
-    """Embedding -> LSTM -> linear.  ``forward(x (B, T)) -> logits (B, T, V), state``."""
+    """Embedding -> LSTM -> linear.  ``forward(x (B, T)) -> logits (B, T, V), state``.
+
+    With ``config.bar_clock`` the input at every position is the token's embedding plus an
+    embedding of the bar clock (how much of the current bar the tokens so far fill, in twelfths
+    of an eighth; :mod:`toolkit.barclock`), so the network need not count durations itself.
+    ``state`` is then ``(lstm_state, clock_states)``; callers pass it back as they got it.
+    """
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -59,19 +67,34 @@ class FolkLSTM(nn.Module):
         self.embed = nn.Embedding(len(self.vocab), config.emb)
         self.lstm = nn.LSTM(config.emb, config.hidden, config.layers, batch_first=True,
                             dropout=config.dropout if config.layers > 1 else 0.0)
+        self.bar_embed = nn.Embedding(N_FEATURES, config.emb) if config.bar_clock else None
+        self.clock = BarClock(self.vocab) if config.bar_clock else None
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, len(self.vocab))
         self.info: dict = {}  # provenance and metrics read from the weights' JSON (model card)
 
+    def _inputs(self, x: torch.Tensor, state):
+        """Token (+ bar clock) embeddings ``(B, T, E)``, the LSTM state, the clock states."""
+        h = self.embed(x)                                            # (B, T, E)
+        if self.clock is None:
+            return h, state, None
+        lstm_state, clocks = state if state is not None else (None, None)
+        feats, clocks = self.clock.run(x, clocks)
+        h = h + self.bar_embed(torch.tensor(feats, dtype=torch.long, device=x.device))
+        return h, lstm_state, clocks
+
     def forward(self, x: torch.Tensor, state=None):
-        h = self.drop(self.embed(x))           # (B, T, E)
-        h, state = self.lstm(h, state)         # (B, T, H)
-        return self.head(self.drop(h)), state  # (B, T, V)
+        h, lstm_state, clocks = self._inputs(x, state)
+        h, lstm_state = self.lstm(self.drop(h), lstm_state)          # (B, T, H)
+        state = lstm_state if clocks is None else (lstm_state, clocks)
+        return self.head(self.drop(h)), state                        # (B, T, V)
 
     def step(self, tokens: torch.Tensor, state=None):
         """One token per row, no dropout: ``tokens (B,) -> logits (B, V), state`` (generation)."""
-        h, state = self.lstm(self.embed(tokens)[:, None], state)   # (B, 1, H)
-        return self.head(h[:, 0]), state                            # (B, V)
+        h, lstm_state, clocks = self._inputs(tokens[:, None], state)
+        h, lstm_state = self.lstm(h, lstm_state)                     # (B, 1, H)
+        state = lstm_state if clocks is None else (lstm_state, clocks)
+        return self.head(h[:, 0]), state                             # (B, V)
 
     @property
     def num_parameters(self) -> int:

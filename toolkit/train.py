@@ -96,8 +96,9 @@ def _drop_conditioning(x: torch.Tensor, p: float, unk_ids: list[int], g: torch.G
 
 
 def train_model(train_records: list[dict], valid_records: list[dict], *, epochs: int = 20,
-                batch_size: int = 64, lr: float = 3e-3, emb: int = 128, hidden: int = 384,
-                layers: int = 2, dropout: float = 0.2, cond_drop: float = 0.15, seed: int = 0,
+                batch_size: int = 64, lr: float = 3e-3, emb: int = 128, hidden: int = 256,
+                layers: int = 2, dropout: float = 0.2, bar_clock: bool = True,
+                cond_drop: float = 0.15, seed: int = 0,
                 vocab: list[str] | None = None, out_dir: str | Path | None = None,
                 resume: bool = False, device: str | None = None, checkpoint_every: int = 200,
                 on_epoch: Callable[[dict], None] | None = None, progress: bool = True,
@@ -123,7 +124,7 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
     torch.manual_seed(seed)
     random.seed(seed)
     vocab = vocab or make_vocab(train_records + valid_records)
-    model = FolkLSTM(ModelConfig(vocab, emb, hidden, layers, dropout)).to(device)
+    model = FolkLSTM(ModelConfig(vocab, emb, hidden, layers, dropout, bar_clock)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     train_ids = _ids(train_records, model.stoi)
     steps_per_epoch = math.ceil(len(train_ids) / batch_size)
@@ -235,9 +236,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--emb", type=int, default=128)
-    p.add_argument("--hidden", type=int, default=384)
+    p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--no-bar-clock", dest="bar_clock", action="store_false",
+                   help="do not give the model the bar clock (how full the bar is) as input")
     p.add_argument("--cond-drop", type=float, default=0.15)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/folk", help="run folder (checkpoints, best weights)")
@@ -278,7 +281,8 @@ def main(args: argparse.Namespace) -> None:
     command = "python -m toolkit train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else ""
     model, history = train_model(
         train, valid, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, emb=args.emb,
-        hidden=args.hidden, layers=args.layers, dropout=args.dropout, cond_drop=args.cond_drop,
+        hidden=args.hidden, layers=args.layers, dropout=args.dropout, bar_clock=args.bar_clock,
+        cond_drop=args.cond_drop,
         seed=args.seed, vocab=vocab, out_dir=args.out, resume=args.resume, device=args.device,
         checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
         stop_after=args.stop_after)

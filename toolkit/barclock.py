@@ -1,0 +1,134 @@
+"""The bar clock: how much of the current bar the tokens so far have filled.
+
+A tune's tokens spell durations indirectly (a note, then maybe a length token, a broken-rhythm
+sign, a tuplet mark), so "how full is this bar?" takes a little arithmetic.  :func:`advance` does
+it one token at a time on an immutable :class:`Clock`; the same arithmetic serves
+
+* the model, which reads the filled length as an extra input at every position (``bar_clock`` in
+  :class:`toolkit.model.ModelConfig`) — counting durations is then the easy part of its job;
+* :class:`toolkit.constraints.MeterConstraint`, which removes the durations that would overflow.
+
+Lengths are in eighth notes (every tune is written with ``L:1/8``).
+
+>>> c = START
+>>> for tok in ["|:", "G", "2", ">", "A", "(3", "B", "c", "d"]:
+...     c = advance(c, tok)
+>>> c.filled, c.bar
+(Fraction(11, 2), 1)
+>>> feature(c)        # the model's input: twelfths of an eighth, capped
+66
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import NamedTuple
+
+import torch
+
+from toolkit.abc import _TUPLET_Q, BARS, BROKEN, is_duration, is_pitch, parse_duration
+
+__all__ = ["Clock", "START", "advance", "feature", "N_FEATURES", "BarClock"]
+
+STEPS_PER_EIGHTH = 12  # triplets (2/3) and sixteenths (1/2, 1/4) are whole multiples of 1/12
+N_FEATURES = 193       # 0 .. 191 twelfths (16 eighths), 192 = "more than that"
+
+
+class Clock(NamedTuple):
+    """The state of the current bar after some tokens (immutable, hashable)."""
+
+    filled: Fraction = Fraction(0)      # eighths so far, the last note's duration included
+    last: Fraction | None = None        # length of the last note or rest (None after a bar line)
+    after_duration: bool = False        # the last note already has its duration token
+    tuplet_left: int = 0                # notes still inside a tuplet
+    tuplet_scale: Fraction = Fraction(1)
+    broken_next: Fraction | None = None  # the second note of a broken-rhythm pair is scaled
+    bar: int = 0                        # bar lines passed (0: still in the first bar)
+
+    def next_scale(self) -> Fraction:
+        """What the next note's length is multiplied by (tuplet and broken rhythm)."""
+        scale = self.tuplet_scale if self.tuplet_left else Fraction(1)
+        return scale * (self.broken_next or 1)
+
+
+START = Clock()
+
+
+def advance(clock: Clock, tok: str) -> Clock:
+    """The clock after one more token (the arithmetic of :func:`toolkit.abc.events`)."""
+    if is_pitch(tok) or tok == "z":
+        length = clock.next_scale()
+        return clock._replace(filled=clock.filled + length, last=length, after_duration=False,
+                              tuplet_left=max(0, clock.tuplet_left - 1), broken_next=None)
+    if is_duration(tok):
+        if clock.last is None or clock.after_duration:
+            return clock
+        d = parse_duration(tok)
+        return clock._replace(filled=clock.filled + clock.last * (d - 1), last=clock.last * d,
+                              after_duration=True)
+    if tok in BROKEN:
+        if clock.last is None:
+            return clock
+        first, second = BROKEN[tok]
+        return clock._replace(filled=clock.filled + clock.last * (first - 1), broken_next=second)
+    if tok.startswith("(") and tok[1:].isdigit():
+        p = int(tok[1:])
+        return clock._replace(tuplet_left=p, tuplet_scale=Fraction(int(_TUPLET_Q.get(str(p), "2")),
+                                                                   p))
+    if tok in BARS:
+        return clock._replace(filled=Fraction(0), last=None, after_duration=False,
+                              bar=clock.bar + 1)
+    return clock
+
+
+def feature(clock: Clock) -> int:
+    """The model's bar-clock input: the filled length in twelfths of an eighth, capped at 192."""
+    return min(int(clock.filled * STEPS_PER_EIGHTH), N_FEATURES - 1)
+
+
+class BarClock:
+    """Bar clocks for many rows at once, over token ids of one vocabulary (memoised).
+
+    States are interned as small integers so that a step is a dictionary lookup per row; the bar
+    count is left out of the interned state (the model does not read it), which keeps the table
+    small.
+
+    >>> clock = BarClock(["<s>", "|", "G", "2"])
+    >>> clock.run([[0, 2, 3, 1, 2]])[0]
+    [[0, 12, 24, 0, 12]]
+    """
+
+    def __init__(self, vocab: list[str]):
+        self.vocab = list(vocab)
+        self._states: list[Clock] = [START]
+        self._index: dict[Clock, int] = {START: 0}
+        self._next: dict[tuple[int, int], int] = {}
+        self._feature: list[int] = [0]
+
+    def _step(self, state: int, tok: int) -> int:
+        key = (state, tok)
+        nxt = self._next.get(key)
+        if nxt is None:
+            clock = advance(self._states[state], self.vocab[tok])._replace(bar=0)
+            nxt = self._index.get(clock)
+            if nxt is None:
+                nxt = self._index[clock] = len(self._states)
+                self._states.append(clock)
+                self._feature.append(feature(clock))
+            self._next[key] = nxt
+        return nxt
+
+    def run(self, ids, states: list[int] | None = None) -> tuple[list[list[int]], list[int]]:
+        """Feed rows of token ids ``(B, T)``; return the features ``(B, T)`` (the state after
+        each token) and the final states, to continue from with the next call."""
+        rows = ids.tolist() if isinstance(ids, torch.Tensor) else ids
+        states = list(states) if states is not None else [0] * len(rows)
+        feats = []
+        for r, row in enumerate(rows):
+            s, out = states[r], []
+            for tok in row:
+                s = self._step(s, tok)
+                out.append(self._feature[s])
+            feats.append(out)
+            states[r] = s
+        return feats, states
