@@ -89,8 +89,14 @@ def test_bad_primer_names_the_symbol_and_where(model):
     assert "'#'" in str(err.value) and err.value.column == 9
     with pytest.raises(UnknownTokenError) as err:  # good ABC, but far above anything in the data
         generate(model, prime="d c'''' |")
-    assert err.value.position == 5 and err.value.token.endswith("'''")
+    assert err.value.token == "c''''"                 # as the student wrote it, in D
+    assert (err.value.line, err.value.column) == (1, 3)
     assert err.value.suggestion is not None and "did you mean" in str(err.value)
+    assert "line 1, column 3" in str(err.value)
+    with pytest.raises(UnknownTokenError) as err:  # a double sharp: spelled in the display key
+        generate(model, prime="|: d2e f^^gd |", key="D")
+    assert err.value.token == "^^g" and err.value.column == 9
+    assert err.value.suggestion == "a"                # the same pitch, spelled as the model knows
 
 
 def test_guidance_changes_the_distribution(model):

@@ -36,7 +36,8 @@ from fractions import Fraction
 
 __all__ = [
     "ABCSyntaxError", "Event", "UnknownTokenError", "BOS", "EOS", "MODES", "UNKNOWN_METER",
-    "UNKNOWN_MODE", "UNKNOWN_STYLE", "bar_length", "decode", "encode", "encode_fragment", "events",
+    "UNKNOWN_MODE", "UNKNOWN_STYLE", "bar_length", "check_fragment", "decode", "encode",
+    "encode_fragment", "events",
     "is_bar", "is_duration", "is_pitch", "midi_pitch", "parse_duration", "parse_key",
     "duration_token", "split_tunes",
     "transpose_pitch",
@@ -79,12 +80,21 @@ class ABCSyntaxError(ValueError):
 
 
 class UnknownTokenError(ValueError):
-    """A token the model does not know; ``position`` is its index in the token list."""
+    """A token the model does not know; ``position`` is its index in the token list.
 
-    def __init__(self, token: str, position: int, suggestion: str | None = None):
+    For a student's ABC opening, ``line`` and ``column`` say where in their text it is, and
+    ``token`` is the symbol as they wrote it.
+    """
+
+    def __init__(self, token: str, position: int, suggestion: str | None = None, *,
+                 line: int | None = None, column: int | None = None):
         hint = f"; did you mean {suggestion!r}?" if suggestion else ""
-        super().__init__(f"unknown token {token!r} at position {position}{hint}")
+        where = f"at line {line}, column {column}" if line is not None \
+            else f"at position {position}"
+        kind = "the model does not know the symbol" if line is not None else "unknown token"
+        super().__init__(f"{kind} {token!r} {where}{hint}")
         self.token, self.position, self.suggestion = token, position, suggestion
+        self.line, self.column = line, column
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,6 +296,8 @@ class _Lexer:
         self.bar_length = bar_len          # a full bar in eighths
         self.phrase_bars = phrase_breaks_are_bars
         self.tokens: list[str] = []
+        self.sources: list[tuple[int, int]] = []  # (line, column) each token was read at
+        self.where = (0, 0)
         self.pending_tie = False           # a '-' waiting for the next note
         self.last_pitch: str | None = None
 
@@ -297,6 +309,7 @@ class _Lexer:
         while i < n:
             ch = s[i]
             col = i + 1
+            self.where = (lineno, col)
             if ch == "%":
                 break
             if ch in _SKIP_CHARS or ch == "(" and not (i + 1 < n and s[i + 1].isdigit()):
@@ -381,6 +394,7 @@ class _Lexer:
 
     def _emit(self, tok: str) -> None:
         self.tokens.append(tok)
+        self.sources.append(self.where)
 
     def _note(self, pitch: str, dur_text: str, lineno: int, col: int) -> None:
         dur_text = re.sub(r"/+", lambda m: "/" + str(2 ** len(m.group(0))) if len(m.group(0)) > 1
@@ -556,6 +570,11 @@ def encode_fragment(text: str, key: str = "D", mode: str = "maj") -> list[str]:
     This is how a student's opening becomes a primer: ``encode_fragment("|: d2e fed |")``
     gives the tokens, transposed to tonic C like the training data.
     """
+    return _fragment(text, key, mode)[0]
+
+
+def _fragment(text: str, key: str, mode: str) -> tuple[list[str], list[tuple[int, int]], Key]:
+    """:func:`encode_fragment`, plus the (line, column) each token was read at and the key."""
     if not isinstance(text, str):
         raise TypeError(f"prime must be ABC text (a str), got {type(text).__name__}")
     try:
@@ -569,7 +588,33 @@ def encode_fragment(text: str, key: str = "D", mode: str = "maj") -> list[str]:
         lexer.lex_line(line, lineno, no_fields)
     c_key = Key("C", 0, src.mode)
     steps = _steps_to(src, "C")
-    return [transpose_pitch(t, src, c_key, steps) if is_pitch(t) else t for t in lexer.tokens]
+    tokens = [transpose_pitch(t, src, c_key, steps) if is_pitch(t) else t for t in lexer.tokens]
+    return tokens, lexer.sources, src
+
+
+def check_fragment(text: str, known, key: str = "D", mode: str = "maj",
+                   nearest=None) -> list[str]:
+    """Encode a student's opening and check every symbol against ``known`` tokens.
+
+    An unknown symbol raises :class:`UnknownTokenError` naming it *as the student wrote it*,
+    with its line and column in their text and the nearest known symbol, also written in
+    ``key`` (``nearest(token)`` finds it in the model's vocabulary, in C).
+    """
+    tokens, sources, src = _fragment(text, key, mode)
+    c_key = Key("C", 0, src.mode)
+    back = -_steps_to(src, "C")
+    for i, tok in enumerate(tokens):
+        if tok in known:
+            continue
+        line, col = sources[i]
+        row = (text.splitlines() or [""])[line - 1]
+        m = re.match(r"(\^\^|\^|__|_|=)?[A-Ga-gz][',]*|\S+", row[col - 1:])
+        written = m.group(0) if m else tok
+        suggestion = nearest(tok) if nearest else None
+        if suggestion is not None and is_pitch(suggestion):
+            suggestion = transpose_pitch(suggestion, c_key, src, back)
+        raise UnknownTokenError(written, i, suggestion, line=line, column=col)
+    return tokens
 
 
 # --------------------------------------------------------------------------------------------

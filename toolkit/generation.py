@@ -30,8 +30,8 @@ from toolkit.abc import (
     BROKEN,
     EOS,
     UNKNOWN_STYLE,
+    check_fragment,
     decode,
-    encode_fragment,
     is_duration,
     is_pitch,
 )
@@ -52,8 +52,9 @@ def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
 
 def _prefix(model: FolkLSTM, meter, mode, style, prime, key) -> list[str]:
     tokens = model.conditioning(meter, mode, style)
-    if prime:
-        body = prime if isinstance(prime, list) else encode_fragment(prime, key, mode or "maj")
+    if prime:  # an unknown symbol in ABC text is named as written, with line and column
+        body = prime if isinstance(prime, list) else check_fragment(
+            prime, model.stoi, key, mode or "maj", nearest=model.nearest_token)
         tokens += body
     model.token_ids(tokens)  # raises UnknownTokenError naming the token and its position
     return tokens
