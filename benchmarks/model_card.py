@@ -45,6 +45,10 @@ def main() -> None:
         "tie, rest, start, end, padding); every tune transposed to tonic C;",
         f"- embedding {cfg['emb']} → LSTM {cfg['layers']} × {cfg['hidden']} → linear; dropout "
         f"{cfg['dropout']}; **{q['parameters']:,} parameters**;",
+        *(["- the bar clock: at every position the input is the token's embedding plus an "
+           "embedding of how much of the current bar the tokens so far fill (in twelfths of an "
+           "eighth note, `toolkit/barclock.py`), so the network reads the bar's length instead "
+           "of counting durations itself;"] if cfg.get("bar_clock") else []),
         "- conditioning: meter, mode and style tokens lead each tune; during training each is "
         "replaced by its unknown form with probability 0.15, so the same network gives the "
         "unconditional predictions that classifier-free guidance needs.", "",

@@ -141,10 +141,13 @@ def _generate(model, n, seed, meter, mode, style, prime, max_tokens, sampler, gu
                                 or (t == EOS and not stop_at_end) for t in model.vocab],
                                device=device)
     is_bar = torch.tensor([t in BARS for t in model.vocab], device=device)
-    # the token grammar: one duration right after a note or rest, broken rhythm after either
+    # the token grammar: one duration right after a note or rest, broken rhythm after either;
+    # row p of the table is what may not follow token p (one lookup per step)
     is_note = torch.tensor([is_pitch(t) or t == "z" for t in model.vocab], device=device)
     is_dur = torch.tensor([is_duration(t) for t in model.vocab], device=device)
     is_broken = torch.tensor([t in BROKEN for t in model.vocab], device=device)
+    forbid_after = banned_mask | ((~is_note)[:, None] & is_dur) \
+        | ((~(is_note | is_dur))[:, None] & is_broken)                  # (V, V)
     eos = model.stoi[EOS]
     buf = torch.full((n, P + max_tokens), model.stoi[PAD], dtype=torch.long, device=device)
     logp_buf = torch.zeros(n, max_tokens, device=device)
@@ -176,9 +179,7 @@ def _generate(model, n, seed, meter, mode, style, prime, max_tokens, sampler, gu
     for step in range(max_tokens):
         cond = logits[:n]
         raw_logp = torch.log_softmax(cond.float(), dim=-1)              # (n, V)
-        prev = buf[:, P + step - 1]                                      # (n,)
-        forbid = banned_mask | ((~is_note[prev])[:, None] & is_dur) \
-            | ((~(is_note[prev] | is_dur[prev]))[:, None] & is_broken)   # (n, V)
+        forbid = forbid_after[buf[:, P + step - 1]]                      # (n, V)
         mixed = cond
         uncond_logits = None
         if use_cfg:
@@ -195,8 +196,8 @@ def _generate(model, n, seed, meter, mode, style, prime, max_tokens, sampler, gu
         if on_step is not None:
             on_step({"step": step, "logits": mixed, "tokens": tok, "finished": finished.clone()})
         newly = (tok == eos) & ~finished
-        length[newly] = step + 1
-        finished |= tok == eos
+        length = torch.where(newly, step + 1, length)
+        finished |= newly
         bars += is_bar[tok].long()
         if bool(finished.all()):
             break
