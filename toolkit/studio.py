@@ -45,13 +45,13 @@ import numpy as np
 import torch
 
 from toolkit import sampling as S
-from toolkit.abc import EOS, MODES, Key, decode, is_pitch, parse_key, transpose_pitch
+from toolkit.abc import BARS, EOS, MODES, Key, decode, is_pitch, parse_key, transpose_pitch
 from toolkit.generation import generate
 from toolkit.tune import Tune
 
 __all__ = [
     "Settings", "one_thread", "new_tune", "record", "Recording", "DrawStep", "token_labels",
-    "tune_html", "observations", "observations_html", "summarize", "summary_table",
+    "tune_html", "observations", "observations_html", "summarize", "Summary", "summary_table",
     "StepPlot", "plot_step",
     "TuneStudio", "StepThrough", "Comparison", "compare",
 ]
@@ -78,10 +78,15 @@ class Settings:
 
     ``top_k = 0``, ``top_p = 1`` and ``min_p = 0`` mean "off"; ``meter``, ``mode`` and
     ``style`` None let the model choose. The chain is :func:`toolkit.sampling.temperature_first`
-    (temperature, then top-k, top-p, min-p).
+    (temperature, then top-k, top-p, min-p), after ``extra_steps``: your own steps (functions
+    ``f(logits)`` or ``f(logits, ctx)``, or sampler steps), which run first, on the model's own
+    distribution, so that truncation then chooses among what they allow.
 
     >>> Settings(temperature=0.7, top_p=0.9, seed=3).label()
     'T 0.7 · top-p 0.9 · seed 3'
+    >>> def no_rests(logits): return logits
+    >>> Settings(extra_steps=no_rests).label()
+    'no_rests · T 1 · seed 1'
     """
 
     temperature: float = 1.0
@@ -94,6 +99,10 @@ class Settings:
     style: str | None = None
     max_tokens: int = 256
     key: str = "D"
+    extra_steps: tuple = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extra_steps", S.as_steps(self.extra_steps))
 
     @classmethod
     def of(cls, value: Settings | Mapping[str, Any] | None = None,
@@ -119,13 +128,20 @@ class Settings:
         return Settings.of(changes, base=self)
 
     def chain(self) -> S.Chain:
-        """The sampler chain (raises ValueError naming a knob outside its range)."""
-        return S.temperature_first(temperature=self.temperature, top_k=self.top_k,
-                                   top_p=self.top_p, min_p=self.min_p)
+        """The sampler chain: ``extra_steps``, then temperature, top-k, top-p, min-p (raises
+        ValueError naming a knob outside its range)."""
+        knobs = S.temperature_first(temperature=self.temperature, top_k=self.top_k,
+                                    top_p=self.top_p, min_p=self.min_p)
+        return S.chain(*self.extra_steps, knobs) if self.extra_steps else knobs
+
+    def step_names(self) -> list[str]:
+        """The names of ``extra_steps``: a function's name, or a step's repr."""
+        return [_step_name(s) for s in self.extra_steps]
 
     def label(self) -> str:
-        """A short description with only the knobs that are on: ``T 0.7 · top-p 0.9 · seed 3``."""
-        parts = [f"T {self.temperature:g}"]
+        """A short description with only the knobs that are on: ``T 0.7 · top-p 0.9 · seed 3``
+        (your own steps first, by name)."""
+        parts = [*self.step_names(), f"T {self.temperature:g}"]
         if self.top_k:
             parts.append(f"top-k {self.top_k}")
         if self.top_p < 1:
@@ -135,6 +151,13 @@ class Settings:
         parts.append(f"seed {self.seed}")
         parts += [v for v in (self.meter, self.mode, self.style) if v is not None]
         return " · ".join(parts)
+
+
+def _step_name(step: Any) -> str:
+    if isinstance(step, S.Custom):
+        return step.name
+    fn = getattr(step, "func", step)                             # functools.partial
+    return getattr(fn, "__name__", None) or repr(step)
 
 
 @contextmanager
@@ -276,6 +299,7 @@ class Recording:
         self.vocab = list(model.vocab)
         self.labels = token_labels(self.vocab, tune)
         self.prefix = sum(lp is None for lp in tune.logprobs or [])
+        self._ids = model.token_ids(list(tune.tokens))           # (T,) the whole tune
         self._logits = logits
         self._states = states
         self._chain = settings.chain()
@@ -290,23 +314,46 @@ class Recording:
 
     def step(self, i: int) -> DrawStep:
         """Step ``i`` (0-based; negative counts from the end), explained."""
-        n = len(self)
-        if isinstance(i, bool) or not isinstance(i, int | np.integer) or not -n <= i < n:
-            raise ValueError(f"step must be an integer in [0, {n - 1}], got {i!r}")
-        i = int(i) % n
+        i = self.step_index(i)
         if i not in self._steps:
             self._steps[i] = self._explain(i)
         return self._steps[i]
 
+    def context(self, i: int) -> S.Context:
+        """The :class:`~toolkit.sampling.Context` the generator passed the chain at step ``i``:
+        the tokens before it, the bar, the step (what a step function reads)."""
+        i = self.step_index(i)
+        end = self.prefix + i
+        history = self._ids[None, :end]                          # (1, T) the tune so far
+        bars = sum(t in BARS for t in self.tune.tokens[:end])
+        return S.Context(history=history, step=i, bar=torch.tensor([bars]), vocab=self.vocab)
+
+    def chain_input(self, i: int) -> tuple[torch.Tensor, S.Context]:
+        """What the sampler chain received at step ``i``: the ``(1, V)`` logits (after the
+        generator's spelling rules) and the :class:`~toolkit.sampling.Context`. Try your own
+        step on a real point of a tune: ``my_step(*recording.chain_input(5))``."""
+        i = self.step_index(i)
+        return self._logits[i][None].clone(), self.context(i)
+
+    def step_index(self, i: int) -> int:
+        """``i`` as a step index in [0, len), or a ValueError naming the range."""
+        n = len(self)
+        if isinstance(i, bool) or not isinstance(i, int | np.integer) or not -n <= i < n:
+            raise ValueError(f"step must be an integer in [0, {n - 1}], got {i!r}")
+        return int(i) % n
+
     def _explain(self, i: int) -> DrawStep:
         generator = torch.Generator()
         generator.set_state(self._states[i])  # as it was just before step i's draw
-        e = S.explain(self._logits[i], self._chain, generator=generator, vocab=self.vocab)
+        e = S.explain(self._logits[i], self._chain, generator=generator, vocab=self.vocab,
+                      ctx=self.context(i))
         token = self.tune.tokens[self.prefix + i]
         d = e.draw
-        if self.vocab[d.token] != token:  # cannot happen with the stateless temperature_first
+        if self.vocab[d.token] != token:  # only a step that keeps state between draws does this
             raise RuntimeError(f"step {i}: replaying the draw gave {self.vocab[d.token]!r}, but "
-                               f"the tune has {token!r} (the recording is out of step)")
+                               f"the tune has {token!r}: a step of {self._chain!r} keeps state "
+                               "between draws (or draws its own random numbers), so a recorded "
+                               "step cannot be replayed alone")
         model = e.stages[0]
         return DrawStep(index=i, token=token, token_id=d.token, model_probs=model.probs,
                         probs=e.stages[-1].probs, u=d.u, interval=d.interval, rank=d.rank,
@@ -510,12 +557,27 @@ def observations_html(obs: Mapping[str, Any]) -> str:
     return f'<table style="font-size:110%">{rows}</table>'
 
 
+class Summary(dict):
+    """What :func:`summarize` returns: a dict ``name -> mean over the tunes`` (``"tunes"`` is
+    their number), plus ``written`` (the tunes themselves, to look at and listen to) and
+    ``shares`` (the names whose values are shares of tunes, which :func:`summary_table` shows
+    as percentages)."""
+
+    def __init__(self, values: Mapping[str, float], tunes: list[Tune], shares: Sequence[str]):
+        super().__init__(values)
+        self.written = tunes
+        self.shares = frozenset(shares)
+
+
 def summarize(model: Any, settings: Settings | Mapping[str, Any] | None = None,
-              n: int = 16) -> dict[str, float]:
+              n: int = 16, measures: Mapping[str, Callable[[Tune], Any]] | None = None
+              ) -> Summary:
     """Observations averaged over ``n`` tunes written at once from the settings' seed.
 
     One tune is an anecdote; sixteen show a trend. Returns the means of :func:`observations`
-    (``valid_share`` for the share of valid tunes, ``reads_share`` for readable ABC).
+    (``valid_share`` for the share of valid tunes, ``reads_share`` for readable ABC) as a
+    :class:`Summary`. ``measures`` adds your own: ``{"name": f}`` with ``f(tune)`` a number
+    (its mean is reported) or True/False (the share of tunes where it is True).
     """
     s = Settings.of(settings)
     with one_thread():
@@ -527,7 +589,18 @@ def summarize(model: Any, settings: Settings | Mapping[str, Any] | None = None,
         values = [float(r[k]) for r in rows if not (isinstance(r[k], float) and math.isnan(r[k]))]
         name = {"valid": "valid_share", "reads": "reads_share"}.get(k, k)
         out[name] = float(np.mean(values)) if values else math.nan
-    return out
+    shares = ["valid_share", "reads_share"]
+    for name, fn in (measures or {}).items():
+        if not callable(fn):
+            raise ValueError(f"measures[{name!r}] must be a function of a tune, got {fn!r}")
+        try:
+            values = [fn(t) for t in tunes]
+        except Exception as err:
+            raise ValueError(f"the measure {name!r} raised {type(err).__name__}: {err}") from err
+        if all(isinstance(v, bool | np.bool_) for v in values):
+            shares.append(name)
+        out[name] = float(np.mean([float(v) for v in values]))
+    return Summary(out, tunes, shares)
 
 
 _SUMMARY_NAMES = {
@@ -542,19 +615,26 @@ _SHARES = ("mean_note_prob", "surprising_notes", "valid_share", "reads_share")
 def summary_table(summaries: Mapping[str, Mapping[str, float]]) -> str:
     """Summaries (:func:`summarize`) side by side as a plain-text table, one column each.
 
+    Your own measures (``summarize(..., measures=...)``) come last, under their own names.
+
     >>> print(summary_table({"T 0.7": {"pitches": 9.5}, "T 1.5": {"pitches": 14.25}}))
                             T 0.7     T 1.5
     different pitches        9.50     14.25
     """
     names = list(summaries)
-    keys = [k for k in _SUMMARY_NAMES if all(k in s for s in summaries.values())]
-    first = max([len(_SUMMARY_NAMES[k]) for k in keys] + [0]) + 2
+    columns = list(summaries.values())
+    keys = [k for k in _SUMMARY_NAMES if all(k in s for s in columns)]
+    own = [k for k in (columns[0] if columns else {})
+           if k not in _SUMMARY_NAMES and k != "tunes" and all(k in s for s in columns)]
+    shares = set(_SHARES).union(*(getattr(s, "shares", ()) for s in columns))
+    titles = {**_SUMMARY_NAMES, **{k: k for k in own}}
+    first = max([len(titles[k]) for k in keys + own] + [0]) + 2
     width = max([len(n) + 2 for n in names] + [10])
     lines = [" " * first + "".join(f"{n:>{width}}" for n in names)]
-    for k in keys:
-        cells = [f"{summaries[n][k]:.0%}" if k in _SHARES else f"{summaries[n][k]:.2f}"
+    for k in keys + own:
+        cells = [f"{summaries[n][k]:.0%}" if k in shares else f"{summaries[n][k]:.2f}"
                  for n in names]
-        lines.append(f"{_SUMMARY_NAMES[k]:<{first}}" + "".join(f"{c:>{width}}" for c in cells))
+        lines.append(f"{titles[k]:<{first}}" + "".join(f"{c:>{width}}" for c in cells))
     return "\n".join(lines)
 
 
@@ -805,10 +885,12 @@ class TuneStudio:
 
     Controls (ipywidgets, all attributes): ``temperature``, ``top_k``, ``top_p``, ``min_p``,
     ``seed`` (sliders that act on release), ``meter``, ``mode``, ``style`` (dropdowns with the
-    values the model knows; "model's choice" lets it draw one) and ``color_by_surprisal``
-    (checkbox). Outputs: ``status`` (HTML: working, done, or what went wrong), ``score`` (HTML:
-    the score, a play button, the ABC text), ``steps`` (a :class:`StepThrough` of the same
-    tune, in the second tab), ``widget`` (the whole app). The current ``tune``, its
+    values the model knows; "model's choice" lets it draw one), ``color_by_surprisal``
+    (checkbox) and ``use_extra_steps`` (checkbox, shown when the settings have ``extra_steps``:
+    your own steps on or off, everything else the same). Outputs: ``status`` (HTML: working,
+    done, or what went wrong -- a mistake in your own step included), ``score`` (HTML: the
+    score, a play button, the ABC text), ``steps`` (a :class:`StepThrough` of the same tune, in
+    the second tab), ``widget`` (the whole app). The current ``tune``, its
     ``recording`` and ``settings`` are attributes too; :meth:`update` writes a new tune.
     """
 
@@ -849,6 +931,8 @@ class TuneStudio:
         self.style = menu("style", s.style)
         self.color_by_surprisal = widgets.Checkbox(value=False,
                                                    description="colour notes by surprisal")
+        self.use_extra_steps = widgets.Checkbox(value=True, indent=False)
+        self._label_extra_steps()
         self.status = widgets.HTML()
         self.score = widgets.HTML()
         self.steps = StepThrough(width=width)
@@ -857,12 +941,13 @@ class TuneStudio:
         self.tabs.set_title(1, "Step through")
         controls = widgets.HBox([
             widgets.VBox([self.temperature, self.top_k, self.top_p, self.min_p, self.seed]),
-            widgets.VBox([self.meter, self.mode, self.style, self.color_by_surprisal]),
+            widgets.VBox([self.meter, self.mode, self.style, self.color_by_surprisal,
+                          self.use_extra_steps]),
         ])
         self.widget = widgets.VBox([controls, self.status, self.tabs])
 
         for w in (self.temperature, self.top_k, self.top_p, self.min_p, self.seed, self.meter,
-                  self.mode, self.style):
+                  self.mode, self.style, self.use_extra_steps):
             w.observe(lambda _: self.update(), names="value")
         self.color_by_surprisal.observe(lambda _: self._show_score(), names="value")
         self.tabs.observe(lambda _: self._sync_steps(), names="selected_index")
@@ -875,17 +960,27 @@ class TuneStudio:
             temperature=float(self.temperature.value), top_k=int(self.top_k.value),
             top_p=float(self.top_p.value), min_p=float(self.min_p.value),
             seed=int(self.seed.value), meter=self.meter.value, mode=self.mode.value,
-            style=self.style.value)
+            style=self.style.value,
+            extra_steps=self._base.extra_steps if self.use_extra_steps.value else ())
 
     _quiet = False
+    _CONTROLS = ("temperature", "top_k", "top_p", "min_p", "seed", "meter", "mode", "style",
+                 "use_extra_steps")
 
     def set(self, **changes: Any) -> None:
-        """Set several controls and write one tune: ``studio.set(temperature=0.7, seed=3)``."""
-        unknown = sorted(set(changes) - {"temperature", "top_k", "top_p", "min_p", "seed",
-                                         "meter", "mode", "style"})
+        """Set several controls and write one tune: ``studio.set(temperature=0.7, seed=3)``.
+
+        ``extra_steps=[my_step]`` replaces your own steps (after you fixed one, say) and
+        switches them on; ``use_extra_steps=False`` switches them off.
+        """
+        unknown = sorted(set(changes) - {*self._CONTROLS, "extra_steps"})
         if unknown:
-            raise ValueError(f"unknown control {unknown[0]!r}; the studio has temperature, "
-                             "top_k, top_p, min_p, seed, meter, mode and style")
+            raise ValueError(f"unknown control {unknown[0]!r}; the studio has "
+                             f"{', '.join(self._CONTROLS[:-1])}, use_extra_steps and extra_steps")
+        if "extra_steps" in changes:
+            self._base = self._base.replace(extra_steps=changes.pop("extra_steps"))
+            changes.setdefault("use_extra_steps", True)
+            self._label_extra_steps()
         self._quiet = True
         try:
             for name, value in changes.items():
@@ -893,6 +988,11 @@ class TuneStudio:
         finally:
             self._quiet = False
         self.update()
+
+    def _label_extra_steps(self) -> None:
+        names = self._base.step_names()
+        self.use_extra_steps.description = f"your steps: {', '.join(names)}"
+        self.use_extra_steps.layout.display = None if names else "none"
 
     def update(self) -> None:
         """Write the tune the controls describe and show it (errors go to the status line)."""

@@ -32,6 +32,7 @@ next-token logits at every point of a tune, in one pass).
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,6 +111,11 @@ def build_chain(order: str = ORDERS[0], temperature: float = 1.0, top_k: int = 0
         return S.chain(S.top_k(top_k), S.typical_p(typical_p), S.top_p(top_p),
                        S.min_p(min_p), S.temperature(temperature))
     raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+
+
+def _extra_chain(extra_steps: Any) -> S.Chain:
+    """Your own steps as one chain (empty for None); a clear error for what cannot join one."""
+    return S.chain(*S.as_steps(extra_steps))
 
 
 def _preset(order: str, settings: dict[str, float]) -> S.Chain:
@@ -445,11 +451,22 @@ class TruncationExplorer(_ChainApp):
     at ``min_p × p_max``, the typical level ``2^-H`` and a dotted line after the k-th token.
     Right: the top-p staircase of the distribution top-p sees, with the line at p.
 
+    Your own steps join with ``extra_steps`` (functions ``f(logits)`` or ``f(logits, ctx)``, or
+    sampler steps): they run first, as in the tune studio, and the knobs act on what they leave.
+    The bars then show the distribution *before* your steps (after temperature in the
+    "temperature first" order), so a token your steps removed stays visible as a grey bar;
+    the black markers are the final probabilities. (The min-p line, the typical level and the
+    top-k cut are hidden then: they belong to a distribution your steps have changed; the
+    staircase shows what top-p sees.) ``ctx`` is what your steps read; by default the context
+    of ``prefix`` (:meth:`toolkit.sampling.Context.of`). A mistake in your step never raises
+    from a slider: the readout says what went wrong, and ``error`` holds the exception.
+
     Attributes: sliders ``temperature``, ``top_k``, ``top_p``, ``min_p``, ``typical_p``; the
     toggle ``order`` (one of :data:`ORDERS`); readouts ``summary`` and ``chain_readout``
     (HTML); ``plot`` (DistributionPlot), ``staircase`` (StaircasePlot), ``fig``, ``widget``;
     after each move ``explanation`` (the :class:`~toolkit.sampling.Explanation`), ``kept``
-    ((V,) bool) and ``chain`` (the equivalent preset chain).
+    ((V,) bool), ``chain`` (the equivalent chain: your steps, then the preset) and ``error``
+    (None, or what your step raised).
     """
 
     def __init__(self, model: Any = None, prefix: str | Sequence[str] | None = None, *,
@@ -457,11 +474,19 @@ class TruncationExplorer(_ChainApp):
                  temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                  min_p: float = 0.0, typical_p: float = 1.0, order: str = ORDERS[0],
                  t_min: float = 0.05, t_max: float = 5.0, top: int = 10, staircase_top: int = 10,
-                 figsize: tuple[float, float] = (11.5, 5.2)):
+                 figsize: tuple[float, float] = (11.5, 5.2), extra_steps: Any = None,
+                 ctx: S.Context | None = None):
         self.logits, self.vocab = _logits_and_vocab(model, prefix, logits, vocab)
         V = len(self.vocab)
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+        self.extra = _extra_chain(extra_steps)
+        if ctx is None and logits is None and prefix is not None:
+            ctx = S.Context.of(prefix, model.vocab)
+        self.ctx = ctx
+        self.error: Exception | None = None
+        self.explanation: S.Explanation | None = None
+        self.kept: np.ndarray | None = None
         rows = self._sliders(V, temperature, top_k, top_p, min_p, typical_p, t_min, t_max)
         self.order = ipw.ToggleButtons(options=list(ORDERS), value=order,
                                        style={"button_width": "180px"})
@@ -485,34 +510,57 @@ class TruncationExplorer(_ChainApp):
 
     def _update(self, draw: bool = True) -> None:
         order, st = self.order.value, self.settings
-        e = S.explain(self.logits, build_chain(order, **st), seed=0, vocab=self.vocab)
+        knobs = build_chain(order, **st)
+        mine = len(self.extra)                                   # your steps come first
+        preset = _preset(order, st)
+        self.chain = S.chain(self.extra, preset) if mine else preset
+        readout = html.escape(repr(self.chain), quote=False)
+        self.chain_readout.value = f"<code style='{_BIG}'>{readout}</code>"
+        try:
+            e = S.explain(self.logits, S.chain(self.extra, knobs) if mine else knobs, seed=0,
+                          vocab=self.vocab, ctx=self.ctx)
+        except Exception as err:  # noqa: BLE001 -- a slider never raises; the readout says why
+            self.error = err
+            self.summary.value = (f"<div style='{_BIG}; color: #b22'>⚠️ {type(err).__name__}: "
+                                  f"{html.escape(str(err))}</div>")
+            return
+        self.error = None
+        # the bars: the distribution before your steps, so what they removed stays visible
+        before = S.explain(self.logits, knobs, seed=0) if mine else e
         sees = _SEES[order]
-        view = e.stages[sees["view"]].probs
+        view = before.stages[sees["view"]].probs
         final = e.stages[-1]
-        self.explanation, self.kept, self.chain = e, final.kept, _preset(order, st)
+        self.explanation, self.kept = e, final.kept
         self.plot.update(view, final.kept, final.probs, draw=False)
         # min-p compares with the top token: the ratio is the same on any renormalisation
         m = st["min_p"]
-        self.plot.set_threshold("min_p", m * view.max() if m > 0 else None)
+        self.plot.set_threshold("min_p", m * view.max() if m > 0 and not mine else None)
         # typical keeps surprise near the entropy H of what it sees: probability near 2^-H
         tau = st["typical_p"]
         level = None
-        if tau < 1:
+        if tau < 1 and not mine:
             seen = e.stages[sees["typical_p"]]
             level = 2.0 ** -seen.entropy_bits * float(view[seen.kept].sum())
         self.plot.set_threshold("typical", level)
         k = st["top_k"]
-        self.plot.set_cutoff(k if 0 < k < len(self.plot.tokens) else None)
+        self.plot.set_cutoff(k if 0 < k < len(self.plot.tokens) and not mine else None)
         where = "after temperature" if order == ORDERS[0] else "before temperature"
-        self.plot.set_title(f"what truncation sees ({where})")
-        seen_p = e.stages[sees["top_p"]]
+        self.plot.set_title(f"before your steps ({where}): grey = cut" if mine
+                            else f"what truncation sees ({where})")
+        seen_p = e.stages[sees["top_p"] + mine]
         self.staircase.update(seen_p.probs, st["top_p"],
-                              e.stages[_STEP_STAGE[order]["top_p"]].kept, draw=False)
+                              e.stages[_STEP_STAGE[order]["top_p"] + mine].kept, draw=False)
         n = final.n_kept
-        self.summary.value = (f"<span style='{_BIG}'>keeps <b>{n}</b> of {len(self.vocab)} "
-                              f"tokens · after: H = {final.entropy_bits:.2f} bits, "
-                              f"2<sup>H</sup> = {final.effective_choices:.1f}</span>")
-        self.chain_readout.value = f"<code style='{_BIG}'>{self.chain!r}</code>"
+        yours = ""
+        if mine:
+            alive = e.stages[mine].kept
+            cut = int((~alive).sum()) - int((~e.stages[0].kept).sum())
+            mass = 1.0 - float(e.stages[0].probs[alive].sum())
+            yours = (f"your steps cut <b>{cut}</b> token{'s' if cut != 1 else ''} "
+                     f"({mass:.1%} of the probability) · ")
+        self.summary.value = (f"<span style='{_BIG}'>{yours}keeps <b>{n}</b> of "
+                              f"{len(self.vocab)} tokens · after: H = {final.entropy_bits:.2f} "
+                              f"bits, 2<sup>H</sup> = {final.effective_choices:.1f}</span>")
         if draw:
             self._redraw()
 
