@@ -140,7 +140,8 @@ def test_read_abc_files_skips_what_it_cannot_read_and_says_why(tmp_path):
     assert all(check_tokens(r["tokens"]).ok for r in records)
     where = dict(skipped)
     assert set(where) == {"good.abc tune 2", str(broken), str(tmp_path / "missing.abc")}
-    assert "'#'" in where["good.abc tune 2"] and "line 6" in where["good.abc tune 2"]
+    # the line is counted in the file (where an editor shows it), not inside the tune
+    assert "'#'" in where["good.abc tune 2"] and "line 13" in where["good.abc tune 2"]
     assert "no tune found" in where[str(broken)]
     assert "cannot read" in where[str(tmp_path / "missing.abc")]
     # one path, not a list, works too

@@ -25,12 +25,13 @@ from pathlib import Path
 from toolkit.abc import ABCSyntaxError, encode, is_pitch, split_tunes
 from toolkit.metrics import check_tokens
 
-__all__ = ["COLLECTIONS", "CACHE_DIR", "TOY_PATH", "build", "load", "load_toy", "read_abc_files",
-           "style_of", "iter_corpus"]
+__all__ = ["COLLECTIONS", "CACHE_DIR", "TOY_PATH", "MY_TUNES_DIR", "build", "load", "load_toy",
+           "read_abc_files", "skipped_table", "holdout", "style_of", "iter_corpus"]
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = ROOT / "datasets" / "cache"
 TOY_PATH = Path(__file__).resolve().parent / "data" / "toy.abc"
+MY_TUNES_DIR = ROOT / "datasets" / "my_tunes"  # an example of a student's own ABC collection
 COLLECTIONS = ("essenFolksong", "oneills1850", "ryansMammoth", "airdsAirs", "miscFolk")
 MAX_TOKENS = 512          # longer tunes are dropped (reason: "too long")
 MIN_TUNES_PER_TOKEN = 10  # rarer symbols are not in the vocabulary; their tunes are dropped
@@ -199,34 +200,126 @@ def load(split: str = "train", cache_dir: str | Path | None = None) -> list[dict
     return recs if split == "all" else [r for r in recs if r["split"] == split]
 
 
-def read_abc_files(paths, style: str | None = None) -> tuple[list[dict], list[tuple[str, str]]]:
-    """Encode every tune in some ABC files; return ``(records, skipped)``.
-
-    A tune that cannot be read is skipped, not fatal: ``skipped`` lists ``(where, why)``.
-    """
-    records, skipped = [], []
+def _abc_paths(paths) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files to read: a folder stands for every ``*.abc`` file under it (sorted)."""
+    files, skipped = [], []
     for p in [paths] if isinstance(paths, str | Path) else paths:
         p = Path(p)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*.abc") if q.is_file())
+            if not found:
+                skipped.append((str(p), "no .abc files in this folder"))
+            files += found
+        else:
+            files.append(p)
+    return files, skipped
+
+
+def _line_in_file(err: ABCSyntaxError, offset: int) -> str:
+    """The error's message with its line counted in the file, not in the tune."""
+    if err.line is None:
+        return str(err)
+    message = re.sub(r" \(line \d+, column \d+\)$", "", str(err))
+    return f"{message} (line {err.line + offset}, column {err.column})"
+
+
+def read_abc_files(paths, style: str | None = None, *,
+                   check_bars: bool = False) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Encode every tune in some ABC files; return ``(records, skipped)``.
+
+    ``paths`` is one path or a list of them; a folder stands for every ``*.abc`` file in it
+    and its subfolders.  A tune or a file that cannot be read is skipped, never fatal:
+    ``skipped`` lists ``(where, why)`` -- ``where`` is the file's path, or ``"name.abc tune N"``
+    for one tune of a file, and ``why`` names the problem and its line *in the file*.  With
+    ``check_bars`` a tune whose bars do not add up to its meter (or whose repeats do not
+    balance) is skipped too, as the corpus builder skips it
+    (:func:`toolkit.metrics.check_tokens`).  :func:`skipped_table` prints ``skipped`` for a
+    person.
+    """
+    records: list[dict] = []
+    files, skipped = _abc_paths(paths)
+    for p in files:
         try:
             text = p.read_text(encoding="utf-8", errors="replace")
         except OSError as err:
             skipped.append((str(p), f"cannot read the file: {err.strerror}"))
             continue
+        starts = [m.start() for m in re.finditer(r"(?m)^X:", text)]
         tunes = split_tunes(text)
         if not tunes:
             skipped.append((str(p), "no tune found (every tune starts with an X: line)"))
-        for i, abc in enumerate(tunes):
+        for i, (abc, start) in enumerate(zip(tunes, starts, strict=True)):
             try:
-                records.append({"source": f"{p.name}#{i}", "style": style, "split": "train",
-                                "tokens": encode(abc, style)})
+                tokens = encode(abc, style)
             except ABCSyntaxError as err:
-                skipped.append((f"{p.name} tune {i + 1}", str(err)))
+                skipped.append((f"{p.name} tune {i + 1}", _line_in_file(err, text.count(
+                    "\n", 0, start))))
+                continue
+            if check_bars:
+                validity = check_tokens(tokens)
+                if not validity.ok:
+                    skipped.append((f"{p.name} tune {i + 1}", "; ".join(validity.problems)))
+                    continue
+            records.append({"source": f"{p.name}#{i}", "style": style, "split": "train",
+                            "tokens": tokens})
     return records, skipped
 
 
-def load_toy() -> list[dict]:
-    """The small hand-written toy dataset that ships with the package (for tests and teaching)."""
-    records, skipped = read_abc_files(TOY_PATH, style=None)
+def skipped_table(skipped: list[tuple[str, str]], root: str | Path | None = None) -> str:
+    """The ``skipped`` list of :func:`read_abc_files` as a small text table for a person.
+
+    Paths under ``root`` (the folder that was read) are shown relative to it.
+
+    >>> print(skipped_table([("mine/a.abc tune 2", "unknown symbol '#' (line 9, column 5)")]))
+    skipped                   why
+    ------------------------  -------------------------------------
+    mine/a.abc tune 2         unknown symbol '#' (line 9, column 5)
+    >>> print(skipped_table([]))
+    nothing skipped: every tune could be read
+    """
+    if not skipped:
+        return "nothing skipped: every tune could be read"
+    rows = []
+    for where, why in skipped:
+        if root is not None:
+            try:
+                where = str(Path(where).relative_to(root))
+            except ValueError:
+                pass
+        rows.append((where, why))
+    width = max(24, *(len(w) for w, _ in rows))
+    why_width = max(len(y) for _, y in rows)
+    lines = [f"{'skipped':<{width}}  why", f"{'-' * width}  {'-' * why_width}"]
+    lines += [f"{w:<{width}}  {y}" for w, y in rows]
+    return "\n".join(lines)
+
+
+def holdout(records: list[dict], every: int = 10) -> tuple[list[dict], list[dict]]:
+    """Split some tunes into ``(train, valid)``: every ``every``-th tune (the 1st, the
+    ``every + 1``-th, ...) is held out for validation, so even three tunes give one to check on.
+
+    Deterministic: no random numbers.  Raises ValueError for fewer than two tunes.
+
+    >>> train, valid = holdout([{"n": i} for i in range(12)], every=5)
+    >>> [r["n"] for r in valid], len(train)
+    ([0, 5, 10], 9)
+    """
+    if isinstance(every, bool) or not isinstance(every, int) or every < 2:
+        raise ValueError(f"every must be an integer >= 2, got {every!r}")
+    if len(records) < 2:
+        raise ValueError(f"holdout needs at least 2 tunes (one to learn from, one to check "
+                         f"on), got {len(records)}")
+    valid = [r for i, r in enumerate(records) if i % every == 0]
+    train = [r for i, r in enumerate(records) if i % every != 0]
+    return train, valid
+
+
+def load_toy(style: str | None = None) -> list[dict]:
+    """The small hand-written toy dataset that ships with the package (for tests and teaching).
+
+    ``style`` labels every tune (``S:toy``); None writes the unknown style ``S:?``.
+    """
+    records, skipped = read_abc_files(TOY_PATH, style=style)
     if skipped:
         raise RuntimeError(f"the toy dataset has unreadable tunes: {skipped}")
     return records

@@ -22,7 +22,8 @@ Conventions, chosen for a projector and for colour-blind readers:
 
 The public plot functions (all documented below): :func:`plot_distribution`,
 :func:`plot_top_p_staircase`, :func:`plot_draw_histogram`, :func:`plot_chain_orders`,
-:func:`plot_draw`, :func:`plot_entropy_curve`; helpers :func:`new_figure`, :func:`figure_png`,
+:func:`plot_draw`, :func:`plot_entropy_curve`, :func:`plot_loss_curve`,
+:func:`plot_model_comparison`; helpers :func:`new_figure`, :func:`figure_png`,
 :func:`save_png`, :func:`top_tokens`.
 """
 
@@ -55,6 +56,8 @@ __all__ = [
     "ChainOrdersPlot", "plot_chain_orders",
     "DrawPlot", "plot_draw",
     "EntropyCurvePlot", "plot_entropy_curve",
+    "LossCurvePlot", "plot_loss_curve",
+    "MODEL_COLORS", "ModelComparisonPlot", "plot_model_comparison",
 ]
 
 ArrayLike = Any  # a 1-D numpy array, torch tensor or sequence of numbers
@@ -964,3 +967,222 @@ def plot_entropy_curve(temperatures: ArrayLike, entropy_bits: ArrayLike, *,
     :class:`EntropyCurvePlot` (``.update(T, H)``)."""
     return EntropyCurvePlot(_axes(ax, figsize), temperatures, entropy_bits, max_bits=max_bits,
                             current=current, title=title)
+
+
+# --------------------------------------------------------------------------------------------
+# Training: the loss curve, and two models' next-token distributions side by side
+# --------------------------------------------------------------------------------------------
+
+HEADROOM = 1.5  # the loss axis reaches 1.5 x the highest loss: the legend sits above the curves
+
+
+class LossCurvePlot:
+    """Training and validation loss (nats per token) against epoch, one more point per epoch.
+
+    The x axis is fixed from epoch 0 to ``epochs``, so the curve grows into a frame that does
+    not move. Epoch 0 is the untrained model: given ``before`` (its validation loss), the
+    validation curve starts there. ``uniform`` (ln V) draws the loss of a uniform guess over
+    the V tokens as a dashed line, the level an untrained network starts near. The y axis
+    starts at 0 and only grows (when a loss rises above it).
+
+    Attributes: ``fig``, ``ax``, ``train_line``, ``valid_line`` (Line2D), ``text`` (the latest
+    numbers), ``epochs``, ``before``, ``n_points`` (epochs drawn so far), ``dynamic``.
+    """
+
+    def __init__(self, ax: Axes, epochs: int, train: ArrayLike = (), valid: ArrayLike = (), *,
+                 before: float | None = None, uniform: float | None = None,
+                 title: str | None = "learning curve"):
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+        self.ax, self.fig = ax, ax.figure
+        self.epochs, self.before, self.uniform = epochs, before, uniform
+        (self.train_line,) = ax.plot([], [], "o-", color=COLORS["kept"], lw=3, ms=8, zorder=3,
+                                     label="training tunes (mean over the epoch)")
+        (self.valid_line,) = ax.plot([], [], "s-", color=COLORS["drawn"], lw=3, ms=8, zorder=4,
+                                     label="validation tunes (never trained on)")
+        if uniform is not None:
+            ax.axhline(uniform, color=COLORS["reference"], ls="--", lw=2.5, zorder=1,
+                       label=f"uniform guess: ln V = {uniform:.2f}")
+        self.text = ax.text(0.98, 0.56, "", transform=ax.transAxes, ha="right", va="top",
+                            fontsize=FONT_SIZES["note"], color=COLORS["ink"], zorder=5)
+        ax.set_xlim(-0.3, epochs + 0.3)
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
+        ax.set_xlabel("epoch (0 = untrained)" if before is not None else "epoch",
+                      fontsize=FONT_SIZES["label"])
+        ax.set_ylabel("loss (nats per token)", fontsize=FONT_SIZES["label"])
+        ax.tick_params(labelsize=FONT_SIZES["tick"])
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right", frameon=False, fontsize=FONT_SIZES["note"])
+        ax.set_title(title or "", fontsize=FONT_SIZES["title"])
+        known = [v for v in (before, uniform) if v is not None]
+        ax.set_ylim(0, HEADROOM * max(known) if known else 5.0)
+        self.update(train, valid, draw=False)
+
+    def update(self, train: ArrayLike, valid: ArrayLike, *, draw: bool = True) -> None:
+        """Show the losses of epochs 1..n (``train`` and ``valid``: one value per epoch)."""
+        tr = as_array(train, "train") if len(train) else np.zeros(0)
+        va = as_array(valid, "valid") if len(valid) else np.zeros(0)
+        if len(tr) != len(va):
+            raise ValueError(f"train and valid need one loss per epoch each, got {len(tr)} "
+                             f"and {len(va)}")
+        if len(tr) > self.epochs:
+            self.epochs = len(tr)  # a run may be longer than announced: widen, never clip
+            self.ax.set_xlim(-0.3, self.epochs + 0.3)
+        epochs = np.arange(1, len(tr) + 1)
+        self.train_line.set_data(epochs, tr)
+        if self.before is not None:
+            self.valid_line.set_data(np.r_[0, epochs], np.r_[self.before, va])
+        else:
+            self.valid_line.set_data(epochs, va)
+        finite = np.r_[tr, va][np.isfinite(np.r_[tr, va])]
+        if finite.size and finite.max() * HEADROOM > self.ax.get_ylim()[1]:
+            self.ax.set_ylim(0, float(finite.max()) * HEADROOM)
+        if len(tr):
+            self.text.set_text(f"epoch {len(tr)}: training {tr[-1]:.3f}, "
+                               f"validation {va[-1]:.3f}")
+        else:
+            self.text.set_text("untrained" + (f": validation {self.before:.3f}"
+                                              if self.before is not None else ""))
+        self.n_points = len(tr)
+        if draw:
+            self.fig.canvas.draw_idle()
+
+    @property
+    def dynamic(self) -> list[Artist]:
+        """The artists an update may change (for :func:`cache_static`)."""
+        return [self.train_line, self.valid_line, self.text]
+
+
+def plot_loss_curve(train: ArrayLike = (), valid: ArrayLike = (), *, epochs: int,
+                    before: float | None = None, uniform: float | None = None,
+                    ax: Axes | None = None, title: str | None = "learning curve",
+                    figsize: tuple[float, float] = (10, 4.8)) -> LossCurvePlot:
+    """A learning curve: training and validation loss (nats/token) for epochs 1..n on an axis
+    fixed to ``epochs``; ``before`` (the untrained model's validation loss) is epoch 0,
+    ``uniform`` (ln V) a dashed guide. Returns a :class:`LossCurvePlot`; call
+    ``.update(train, valid)`` after each epoch (the artists move, the figure stays)."""
+    return LossCurvePlot(_axes(ax, figsize), epochs, train, valid, before=before,
+                         uniform=uniform, title=title)
+
+
+#: bar colours of the models compared in :func:`plot_model_comparison`, in order
+MODEL_COLORS = (COLORS["drawn"], COLORS["kept"], COLORS["reference"], COLORS["typical"])
+
+
+class ModelComparisonPlot:
+    """Several models' next-token distributions side by side, on tokens named in common.
+
+    ``tokens`` are token *names* and ``probs[name]`` each model's probabilities over them (its
+    own vocabulary aligned by name, e.g. :func:`toolkit.training_view.align_probs`). A token a
+    model does not have in its vocabulary gets probability 0 *and* an × at the bottom in that
+    model's colour, with a legend entry saying so: a missing bar then means "cannot say this
+    token", not "finds it unlikely". The shown tokens (the ``top`` with the highest probability
+    under any model, most likely first) stay fixed for later updates. A note under the legend
+    says how many of all the tokens each model lacks, and how many of those are shown.
+
+    Attributes: ``fig``, ``ax``, ``names``, ``bars`` (name -> BarContainer), ``missing``
+    (name -> Line2D of × marks), ``note`` (Text), ``shown`` (indices into ``tokens``),
+    ``labels``, ``dynamic``.
+    """
+
+    def __init__(self, ax: Axes, tokens: Sequence[str], probs: dict[str, ArrayLike],
+                 known: dict[str, ArrayLike] | None = None, *, top: int = 12,
+                 title: str | None = None, shown: Sequence[int] | None = None):
+        if not probs:
+            raise ValueError("probs must hold at least one model's probabilities")
+        if len(probs) > len(MODEL_COLORS):
+            raise ValueError(f"at most {len(MODEL_COLORS)} models fit side by side, "
+                             f"got {len(probs)}")
+        self.ax, self.fig = ax, ax.figure
+        self.tokens = list(tokens)
+        self.names = list(probs)
+        arrays = {n: self._check(n, p) for n, p in probs.items()}
+        if shown is None:
+            best = np.max(np.stack(list(arrays.values())), axis=0)
+            shown = top_tokens(best, min(top, len(self.tokens)))
+        self.shown = np.asarray(shown, dtype=int)
+        self.labels = [self.tokens[i] for i in self.shown]
+        x = _token_axis(ax, self.labels, "next token (most likely under either model first)")
+        k = len(self.names)
+        width = 0.8 / k
+        self.bars, self.missing = {}, {}
+        for j, name in enumerate(self.names):
+            offset = (j - (k - 1) / 2) * width
+            color = MODEL_COLORS[j]
+            self.bars[name] = ax.bar(x + offset, np.zeros(len(x)), width=width * 0.95,
+                                     color=color, zorder=2, label=name)
+            (self.missing[name],) = ax.plot(x + offset, np.full(len(x), np.nan), "x",
+                                            color=color, ms=14, mew=3.5, zorder=4,
+                                            clip_on=False)
+        self.missing_handle = Line2D([], [], ls="none", marker="x", ms=12, mew=3,
+                                     color=COLORS["ink"],
+                                     label="× not in that model's vocabulary (probability 0)")
+        self.note = ax.text(0.99, 0.55, "", transform=ax.transAxes, ha="right", va="top",
+                            fontsize=FONT_SIZES["note"], color=COLORS["ink"], zorder=5)
+        _style_prob_axis(ax)
+        ax.set_title(title or "", fontsize=FONT_SIZES["title"])
+        self.legend = None
+        self.update(arrays, known, draw=False)
+
+    def _check(self, name: str, p: ArrayLike) -> np.ndarray:
+        a = as_array(p, f"probs[{name!r}]")
+        if a.shape[0] != len(self.tokens):
+            raise ValueError(f"probs[{name!r}] must have one value per token "
+                             f"({len(self.tokens)}), got {a.shape[0]}")
+        return a
+
+    def update(self, probs: dict[str, ArrayLike], known: dict[str, ArrayLike] | None = None,
+               *, draw: bool = True) -> None:
+        """New probabilities (and vocabulary masks; None: every token known) for every model."""
+        if set(probs) != set(self.names):
+            raise ValueError(f"probs must name the models {self.names}, got {list(probs)}")
+        tallest, any_missing, notes = 0.0, False, []
+        for name in self.names:
+            p = self._check(name, probs[name])[self.shown]
+            has_all = (np.ones(len(self.tokens), dtype=bool) if known is None or name not in known
+                       else as_array(known[name], f"known[{name!r}]", dtype=bool))
+            has = has_all[self.shown]
+            if not has_all.all():
+                shown_missing = int((~has).sum())
+                notes.append(f"{name} lacks {int((~has_all).sum())} of the {len(has_all)} "
+                             "tokens: probability 0 "
+                             + (f"({shown_missing} shown here, marked ×)" if shown_missing
+                                else "(none of them shown here)"))
+            for bar, h in zip(self.bars[name], p, strict=True):
+                bar.set_height(h)
+            marks = np.where(has, np.nan, 0.0)
+            self.missing[name].set_ydata(marks)
+            any_missing |= bool((~has).any())
+            tallest = max(tallest, float(p.max()) if len(p) else 0.0)
+        self.ax.set_ylim(0, _auto_top(max(tallest, 0.01)))
+        self.note.set_text("\n".join(notes))
+        handles = [self.bars[n] for n in self.names] + ([self.missing_handle] if any_missing
+                                                        else [])
+        if self.legend is not None:
+            self.legend.remove()
+        self.legend = self.ax.legend(handles=handles, loc="upper right", frameon=False,
+                                     fontsize=FONT_SIZES["note"])
+        self.any_missing = any_missing
+        if draw:
+            self.fig.canvas.draw_idle()
+
+    def heights(self, name: str) -> np.ndarray:
+        """The bar heights now shown for one model (one per shown token)."""
+        return np.array([b.get_height() for b in self.bars[name]])
+
+    @property
+    def dynamic(self) -> list[Artist]:
+        """The artists an update may change (for :func:`cache_static`)."""
+        return [*(b for n in self.names for b in self.bars[n].patches),
+                *self.missing.values(), self.note, self.ax.title]
+
+
+def plot_model_comparison(tokens: Sequence[str], probs: dict[str, ArrayLike],
+                          known: dict[str, ArrayLike] | None = None, *, top: int = 12,
+                          ax: Axes | None = None, title: str | None = None,
+                          figsize: tuple[float, float] = (13, 5)) -> ModelComparisonPlot:
+    """Grouped bars: each model's probability for the ``top`` tokens (by name) that any of them
+    finds most likely. ``probs``: model name -> probabilities over ``tokens``; ``known``: model
+    name -> bool mask, False where the token is not in that model's vocabulary (drawn as ×,
+    probability 0). Returns a :class:`ModelComparisonPlot` (``.update(probs, known)``)."""
+    return ModelComparisonPlot(_axes(ax, figsize), tokens, probs, known, top=top, title=title)

@@ -28,7 +28,8 @@ from torch.nn import functional as F
 from toolkit.abc import BOS, EOS, UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE
 from toolkit.model import PAD, WEIGHTS_DIR, FolkLSTM, ModelConfig, save_model
 
-__all__ = ["make_vocab", "batches", "evaluate", "train_model", "add_arguments", "main"]
+__all__ = ["make_vocab", "new_model", "batches", "evaluate", "train_model", "add_arguments",
+           "main"]
 
 UNKNOWNS = (UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE)
 
@@ -37,6 +38,38 @@ def make_vocab(records: list[dict]) -> list[str]:
     """``<pad>`` first, then every token of the records plus the special ones, sorted."""
     tokens = {t for r in records for t in r["tokens"]} | {BOS, EOS, *UNKNOWNS}
     return [PAD, *sorted(tokens - {PAD})]
+
+
+def new_model(records: list[dict], *, emb: int = 128, hidden: int = 256, layers: int = 2,
+              dropout: float = 0.2, bar_clock: bool = True, seed: int = 0,
+              vocab: list[str] | None = None) -> FolkLSTM:
+    """An untrained :class:`FolkLSTM` whose vocabulary is ``make_vocab(records)`` (or ``vocab``).
+
+    Seeded: the same arguments give the same starting weights.  Pass it to
+    ``train_model(..., model=...)`` to train it; measured before that, it shows what a network
+    that has learnt nothing scores (about ln V nats per token for V tokens).
+
+    >>> m = new_model([{"tokens": ["<s>", "M:2/4", "K:maj", "S:?", "C", "</s>"]}],
+    ...               emb=8, hidden=16, layers=1)
+    >>> m.vocab[:3], m.num_parameters
+    (['<pad>', '</s>', '<s>'], 3433)
+    """
+    for name, value in (("hidden", hidden), ("layers", layers), ("emb", emb)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    torch.manual_seed(seed)
+    return FolkLSTM(ModelConfig(vocab or make_vocab(records), emb, hidden, layers, dropout,
+                                bar_clock)).eval()
+
+
+def _check_covers(model: FolkLSTM, records: list[dict]) -> None:
+    """ValueError naming a token of the records that the model's vocabulary lacks."""
+    for r in records:
+        for pos, tok in enumerate(r["tokens"]):
+            if tok not in model.stoi:
+                raise ValueError(f"model's vocabulary lacks {tok!r} (token {pos} of "
+                                 f"{r.get('source', 'a tune')}): make the model with "
+                                 "new_model(...) from these records")
 
 
 def _ids(records: list[dict], stoi: dict[str, int]) -> list[list[int]]:
@@ -103,7 +136,8 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
                 resume: bool = False, device: str | None = None, checkpoint_every: int = 200,
                 on_epoch: Callable[[dict], None] | None = None, progress: bool = True,
                 max_minutes: float | None = None,
-                stop_after: int | None = None) -> tuple[FolkLSTM, list[dict]]:
+                stop_after: int | None = None,
+                model: FolkLSTM | None = None) -> tuple[FolkLSTM, list[dict]]:
     """Train a :class:`FolkLSTM`; return ``(best model, history)``.
 
     ``history`` has one dict per epoch: ``epoch``, ``train_loss``, ``valid_loss`` (nats/token),
@@ -111,6 +145,10 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
     and plays a sample there).  With ``out_dir``, checkpoints make the run resumable.
     ``stop_after`` ends the run after that many epochs while keeping the learning-rate schedule
     of ``epochs`` (so a shortened run is still reproducible by one command).
+    ``model`` trains that network, in place, instead of a new one (make it with
+    :func:`new_model`, e.g. to measure it untrained first); its vocabulary must cover the
+    records, and ``vocab``, ``emb``, ``hidden``, ``layers``, ``dropout`` and ``bar_clock`` are
+    then its own.
     """
     for name, value, lo in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
                             ("hidden", hidden, 1), ("layers", layers, 1), ("emb", emb, 1)):
@@ -123,8 +161,12 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
     random.seed(seed)
-    vocab = vocab or make_vocab(train_records + valid_records)
-    model = FolkLSTM(ModelConfig(vocab, emb, hidden, layers, dropout, bar_clock)).to(device)
+    if model is None:
+        vocab = vocab or make_vocab(train_records + valid_records)
+        model = FolkLSTM(ModelConfig(vocab, emb, hidden, layers, dropout, bar_clock))
+    else:
+        _check_covers(model, train_records + valid_records)
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     train_ids = _ids(train_records, model.stoi)
     steps_per_epoch = math.ceil(len(train_ids) / batch_size)
