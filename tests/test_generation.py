@@ -143,3 +143,13 @@ def test_cli_rejects_a_bad_argument_with_one_line(capsys):
     rc = cli(["generate", "--n", "1", "--meter", "7/9", "--out", "/tmp/never"])
     assert rc == 2
     assert "meter must be one of" in capsys.readouterr().err
+
+
+def test_a_model_that_knows_no_style_still_generates():
+    """A tiny model trained on unlabelled tunes has no style values: the slot stays unknown."""
+    from toolkit.model import FolkLSTM, ModelConfig
+
+    vocab = ["<pad>", "<s>", "</s>", "M:?", "K:?", "S:?", "M:6/8", "K:maj", "|", "C", "D", "2"]
+    tiny = FolkLSTM(ModelConfig(vocab, emb=8, hidden=8, layers=1, bar_clock=True)).eval()
+    tunes = generate(tiny, n=3, seed=0, max_tokens=12)
+    assert all(t.tokens[3] == "S:?" and t.tokens[1] == "M:6/8" for t in tunes)

@@ -164,3 +164,14 @@ def test_two_stage_search_refines_around_the_best(model):
     fine_ts = {r["temperature"] for r in res.fine}
     assert coarse_best in fine_ts and len(fine_ts) >= 2
     assert res.best is not None and "distinct_4" in res.best
+
+
+def test_bad_bars_are_numbered_from_the_first_bar_with_notes():
+    """A leading repeat sign opens bar 1; it is not a bar of its own."""
+    from toolkit.reference import check_abc_music21
+
+    toks = ["<s>", "M:2/4", "K:maj", "S:?", "|:", "C", "D", "E", "F", "|", "G", "6", "|",
+            "C", "4", ":|", "</s>"]
+    assert M.check_tokens(toks).bad_bars == [1]
+    abc = "X:1\nM:2/4\nL:1/8\nK:C\n|: CDEF | G6 | C4 :|\n"
+    assert check_abc_music21(abc).bad_bars == [1]

@@ -163,8 +163,11 @@ def _generate(model, n, seed, meter, mode, style, prime, max_tokens, sampler, gu
         else:
             allowed = torch.tensor([t.startswith(slot) and not t.endswith("?")
                                     for t in model.vocab], device=device)
-            choice = logits[:n, -1].masked_fill(~allowed, float("-inf"))
-            tok = torch.multinomial(torch.softmax(choice.float(), -1), 1, generator=g)[:, 0]
+            if not bool(allowed.any()):  # a model that never saw a value here: "unknown"
+                tok = torch.full((n,), model.stoi[slot + "?"], dtype=torch.long, device=device)
+            else:
+                choice = logits[:n, -1].masked_fill(~allowed, float("-inf"))
+                tok = torch.multinomial(torch.softmax(choice.float(), -1), 1, generator=g)[:, 0]
         buf[:, pos] = tok
         feed = torch.cat([tok, torch.full_like(tok, model.stoi[UNKNOWN_STYLE])]) \
             if use_cfg and slot == "S:" else tok.repeat(R)

@@ -110,6 +110,9 @@ def check_tokens(tokens: Sequence[str]) -> Validity:
         elif e.kind == "bar":
             nxt = body[index + 1] if index + 1 < len(body) else None
             mark = nxt if nxt in ENDINGS else e.token
+            if not bars and not filled:  # a bar line before any note ("|: G A ..."): no bar
+                opened_by = mark
+                continue
             bars.append((bar_no, filled, mark, opened_by))
             opened_by, filled, bar_no = mark, 0, bar_no + 1
         else:

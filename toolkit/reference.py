@@ -71,6 +71,7 @@ def check_abc_music21(abc: str) -> Validity:
     has_mode = False
     bars: list[tuple[Fraction, str, str]] = []  # (length, closed by, opened by)
     filled, opener, notes = Fraction(0), "tune start", 0
+    kinds: list[str] = []  # every bar line's kind, in order (for the repeats)
     for tok in handler.tokens:
         if isinstance(tok, abcFormat.ABCMetadata):
             if tok.isMeter():
@@ -88,7 +89,9 @@ def check_abc_music21(abc: str) -> Validity:
             notes += not tok.isRest
         elif isinstance(tok, abcFormat.ABCBar):
             kind = _bar_kind(tok)
-            bars.append((filled, kind, opener))
+            kinds.append(kind)
+            if bars or filled:  # a bar line before any note opens the first bar
+                bars.append((filled, kind, opener))
             filled, opener = Fraction(0), kind
     if filled:
         bars.append((filled, "tune end", opener))
@@ -112,7 +115,7 @@ def check_abc_music21(abc: str) -> Validity:
                               f"bar {', '.join(str(b + 1) for b in v.bad_bars[:5])}")
 
     open_repeat, had_first = False, False
-    for _, closer, _ in bars:
+    for closer in kinds:
         if closer == "start":
             if open_repeat:
                 v.repeats_ok = False
