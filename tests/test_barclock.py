@@ -14,7 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolkit.abc import events, is_duration, is_pitch
-from toolkit.barclock import N_FEATURES, START, BarClock, advance, feature
+from toolkit.barclock import (
+    FILLED_MAX,
+    N_FEATURES,
+    ROOM_BASE,
+    ROOM_LOW,
+    START,
+    BarClock,
+    advance,
+    feature,
+)
 from toolkit.model import FolkLSTM, ModelConfig
 
 BODY_TOKENS = ["C", "D", "G", "a", "z", "/2", "/4", "2", "3", "3/2", "4", ">", "<", "(3", "(2",
@@ -61,8 +70,22 @@ def test_clock_feature_reads_twelfths_of_an_eighth_and_is_capped():
     assert feature(clock) == 66
     for tok in ["G", "16", "G", "16"]:
         clock = advance(clock, tok)
-    assert feature(clock) == N_FEATURES - 1
+    assert feature(clock) == FILLED_MAX
     assert feature(advance(clock, "|")) == 0
+
+
+def test_clock_reads_the_room_left_once_the_meter_is_known():
+    clock = START
+    for tok in ["<s>", "M:3/4", "K:maj", "S:?", "|:", "A", "2"]:
+        clock = advance(clock, tok)
+    assert clock.full == 6 and clock.full - clock.filled == 4
+    assert feature(clock) == ROOM_BASE + ROOM_LOW + 48          # 4 eighths left
+    full_bar = feature(advance(advance(clock, "B"), "4"))
+    assert full_bar == ROOM_BASE + ROOM_LOW                     # no room: a bar line is due
+    over = advance(advance(clock, "B"), "8")                    # 2 + 8 > 6: overflowed
+    assert ROOM_BASE <= feature(over) < ROOM_BASE + ROOM_LOW
+    assert feature(advance(over, "|")) == ROOM_BASE + ROOM_LOW + 72   # a new bar: all room
+    assert max(feature(advance(START, "M:4/1")), 0) < N_FEATURES
 
 
 @given(st.lists(st.sampled_from(range(len(VOCAB))), min_size=2, max_size=40),

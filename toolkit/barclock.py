@@ -8,30 +8,42 @@ it one token at a time on an immutable :class:`Clock`; the same arithmetic serve
   :class:`toolkit.model.ModelConfig`) — counting durations is then the easy part of its job;
 * :class:`toolkit.constraints.MeterConstraint`, which removes the durations that would overflow.
 
-Lengths are in eighth notes (every tune is written with ``L:1/8``).
+Lengths are in eighth notes (every tune is written with ``L:1/8``).  Once the meter token has
+gone by (``M:6/8``), the clock also knows how long a full bar is, and the model's input becomes the
+*room left* in the bar — the quantity that decides which durations still fit.
 
 >>> c = START
 >>> for tok in ["|:", "G", "2", ">", "A", "(3", "B", "c", "d"]:
 ...     c = advance(c, tok)
 >>> c.filled, c.bar
 (Fraction(11, 2), 1)
->>> feature(c)        # the model's input: twelfths of an eighth, capped
+>>> feature(c)        # no meter token seen: the filled length, in twelfths of an eighth
 66
+>>> c = START
+>>> for tok in ["M:6/8", "|:", "G", "2"]:
+...     c = advance(c, tok)
+>>> c.full - c.filled, feature(c) == ROOM_BASE + ROOM_LOW + 48   # 4 eighths of room left
+(Fraction(4, 1), True)
 """
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import NamedTuple
 
 import torch
 
-from toolkit.abc import _TUPLET_Q, BARS, BROKEN, is_duration, is_pitch, parse_duration
+from toolkit.abc import _TUPLET_Q, BARS, BROKEN, bar_length, is_duration, is_pitch, parse_duration
 
-__all__ = ["Clock", "START", "advance", "feature", "N_FEATURES", "BarClock"]
+__all__ = ["Clock", "START", "advance", "feature", "N_FEATURES", "FILLED_MAX", "ROOM_BASE",
+           "ROOM_LOW", "ROOM_HIGH", "BarClock"]
 
 STEPS_PER_EIGHTH = 12  # triplets (2/3) and sixteenths (1/2, 1/4) are whole multiples of 1/12
-N_FEATURES = 193       # 0 .. 191 twelfths (16 eighths), 192 = "more than that"
+FILLED_MAX = 192       # meter unknown: 0 .. 191 twelfths filled (16 eighths), 192 = more
+ROOM_BASE = FILLED_MAX + 1
+ROOM_LOW, ROOM_HIGH = 24, 384  # meter known: room left from −2 to +32 eighths, in twelfths
+N_FEATURES = ROOM_BASE + ROOM_LOW + ROOM_HIGH + 1
 
 
 class Clock(NamedTuple):
@@ -44,6 +56,7 @@ class Clock(NamedTuple):
     tuplet_scale: Fraction = Fraction(1)
     broken_next: Fraction | None = None  # the second note of a broken-rhythm pair is scaled
     bar: int = 0                        # bar lines passed (0: still in the first bar)
+    full: Fraction | None = None        # a full bar's length, once a meter token has gone by
 
     def next_scale(self) -> Fraction:
         """What the next note's length is multiplied by (tuplet and broken rhythm)."""
@@ -78,12 +91,22 @@ def advance(clock: Clock, tok: str) -> Clock:
     if tok in BARS:
         return clock._replace(filled=Fraction(0), last=None, after_duration=False,
                               bar=clock.bar + 1)
+    if tok.startswith("M:"):
+        return clock._replace(full=bar_length(tok))
     return clock
 
 
 def feature(clock: Clock) -> int:
-    """The model's bar-clock input: the filled length in twelfths of an eighth, capped at 192."""
-    return min(int(clock.filled * STEPS_PER_EIGHTH), N_FEATURES - 1)
+    """The model's bar-clock input, one of :data:`N_FEATURES` ids.
+
+    Meter known: ``ROOM_BASE + ROOM_LOW + room`` where room = full − filled in twelfths of an
+    eighth, clipped to [−ROOM_LOW, ROOM_HIGH] (negative: the bar has overflowed).  Meter
+    unknown (``M:?``): the filled length in twelfths, capped at ``FILLED_MAX``.
+    """
+    if clock.full is None:
+        return min(int(clock.filled * STEPS_PER_EIGHTH), FILLED_MAX)
+    room = math.floor((clock.full - clock.filled) * STEPS_PER_EIGHTH)
+    return ROOM_BASE + ROOM_LOW + max(-ROOM_LOW, min(room, ROOM_HIGH))
 
 
 class BarClock:
