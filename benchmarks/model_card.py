@@ -46,18 +46,18 @@ def main() -> None:
         f"- embedding {cfg['emb']} → LSTM {cfg['layers']} × {cfg['hidden']} → linear; dropout "
         f"{cfg['dropout']}; **{q['parameters']:,} parameters**;",
         *(["- the bar clock: at every position the input is the token's embedding plus an "
-           "embedding of how much of the current bar the tokens so far fill (in twelfths of an "
-           "eighth note, `toolkit/barclock.py`), so the network reads the bar's length instead "
-           "of counting durations itself;"] if cfg.get("bar_clock") else []),
+           "embedding of the room left in the current bar after the tokens so far (in twelfths "
+           "of an eighth note; the filled length when the meter is unknown; "
+           "`toolkit/barclock.py`), so the network reads where the bar stands instead of "
+           "counting durations itself;"] if cfg.get("bar_clock") else []),
         "- conditioning: meter, mode and style tokens lead each tune; during training each is "
         "replaced by its unknown form with probability 0.15, so the same network gives the "
         "unconditional predictions that classifier-free guidance needs.", "",
         "## Training", "",
         f"- command: `{info.get('command') or 'python -m toolkit train'}`;"
         + (f" {info['note']};" if info.get("note") else ""),
-        "- data: the corpus as built at training time "
-        f"({info.get('dataset_tunes_at_training', '?')} tunes; later tokenizer fixes keep a "
-        "few more);",
+        "- data: the corpus as `python -m toolkit build-data` builds it "
+        f"({info.get('dataset_tunes_at_training', '?'):,} tunes, all splits);",
         f"- {len(hist)} epochs, AdamW, cosine learning rate, batches of 64 tunes of similar "
         f"length; best validation loss at epoch {best['epoch']};",
         f"- time: {hours:.2f} h on 2 CPU cores of a shared machine ({info.get('threads', '?')} "

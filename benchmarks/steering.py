@@ -90,8 +90,8 @@ def report(r: dict) -> str:
         f"{SCALES[-1]}, and distinct-4 (diversity within a style's batch) from "
         f"{by[1]['distinct_4']:.3f} to {by[SCALES[-1]]['distinct_4']:.3f}: guidance "
         "buys style at the price of "
-        f"{'validity' if by[SCALES[-1]]['valid'] < by[1]['valid'] else 'little validity'} and "
-        f"{'diversity' if by[SCALES[-1]]['distinct_4'] < by[1]['distinct_4'] else 'no diversity'}.",
+        f"{_cost(by[1]['valid'], by[SCALES[-1]]['valid'], 0.03, 'validity')} and "
+        f"{_cost(by[1]['distinct_4'], by[SCALES[-1]]['distinct_4'], 0.02, 'diversity')}.",
         "",
         "## Meter-constrained decoding",
         "",
@@ -107,12 +107,17 @@ def report(r: dict) -> str:
                            ("valid_constrained", "valid, constrained", ".1%")]),
         "",
         "What it shows: " + "; ".join(
-            f"at T = {row['temperature']:g}, {row['bars_ok_free']:.0%} of free tunes have every "
-            f"bar complete against {row['bars_ok_constrained']:.0%} with the constraint"
+            f"at T = {row['temperature']:g}, {row['bars_ok_free']:.1%} of free tunes have every "
+            f"bar complete against {row['bars_ok_constrained']:.1%} with the constraint"
             for row in c) + ".",
         "",
     ]
     return "\n".join(lines)
+
+
+def _cost(before: float, after: float, small: float, what: str) -> str:
+    """'validity' when it fell by more than ``small``, else 'hardly any validity'."""
+    return what if before - after > small else f"hardly any {what}"
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ def test_the_good_tunes_of_a_broken_collection_train_a_model_that_learns(collect
     trained, history = train_model(train, valid, model=model, epochs=8, **FAST)
     assert trained is model  # trained in place: the object a monitor holds is the one learning
     assert [h["epoch"] for h in history] == list(range(1, 9))
-    assert evaluate(model, valid) < before - 1.0
+    assert evaluate(model, valid) < 0.8 * before   # clearly learnt: 20 % below untrained
 
 
 def test_the_example_folder_has_good_tunes_and_reports_its_broken_ones():

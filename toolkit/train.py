@@ -52,7 +52,7 @@ def new_model(records: list[dict], *, emb: int = 128, hidden: int = 256, layers:
     >>> m = new_model([{"tokens": ["<s>", "M:2/4", "K:maj", "S:?", "C", "</s>"]}],
     ...               emb=8, hidden=16, layers=1)
     >>> m.vocab[:3], m.num_parameters
-    (['<pad>', '</s>', '<s>'], 3433)
+    (['<pad>', '</s>', '<s>'], 6705)
     """
     for name, value in (("hidden", hidden), ("layers", layers), ("emb", emb)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
