@@ -57,7 +57,8 @@ def main() -> None:
         f"- command: `{info.get('command') or 'python -m toolkit train'}`;"
         + (f" {info['note']};" if info.get("note") else ""),
         "- data: the corpus as `python -m toolkit build-data` builds it "
-        f"({info.get('dataset_tunes_at_training', '?'):,} tunes, all splits);",
+        f"({info.get('dataset_tunes_at_training', '?'):,} tunes in all splits when it was "
+        "trained);",
         f"- {len(hist)} epochs, AdamW, cosine learning rate, batches of 64 tunes of similar "
         f"length; best validation loss at epoch {best['epoch']};",
         f"- time: {hours:.2f} h on 2 CPU cores of a shared machine ({info.get('threads', '?')} "
