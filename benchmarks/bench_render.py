@@ -35,16 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from toolkit import audio, render  # noqa: E402
 from toolkit.tune import Tune  # noqa: E402
 
-REEL = "X:1\nT:Thirty-Two Bars\nM:4/4\nL:1/8\nK:G\n" + "\n".join([
-    "|:D2|GABG EDEG|DEGA BAGB|cBAG FGAF|GBAG FDEF|",
-    "GABG EDEG|DEGA BAGB|cBAG FGAF|1 G2B2 G2:|2 G2B2 G2||",
-    "|:ga|bgag egdg|bgag efge|dBGB dBGB|cAFA DEFA|",
-    "bgag egdg|bgag efge|dcBA GFGA|1 B2G2 G2:|2 B2G2 G4||",
-    "|:B2dB GBdB|c2ec Acec|B2dB GBdB|ABcA FGAF|",
-    "B2dB GBdB|c2ec Acec|BcdB cBAF|1 G2B2 G4:|2 G2B2 G4||",
-    "|:D2GA BGAB|cBAG FGAF|D2GA BGAB|cBAF G4|",
-    "D2GA BGAB|cBAG FGAF|DEFG ABcA|1 BGAF G4:|2 BGAF G4|]",
-]) + "\n"
+REEL = (Path(__file__).parent / "data" / "reel_32_bars.abc").read_text()  # 32 bars, 2 endings
 # the same tune with a grace note and a chord: verovio's ABC reader cannot take it
 RICH = REEL.replace("|GABG EDEG|", "|{A}GABG [EG]DEG|", 1)
 

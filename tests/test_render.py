@@ -8,11 +8,14 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
 from toolkit import render
 from toolkit.tune import ABCError, Tune
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # 19 notes and 2 rests, with a tie, a triplet, broken rhythm, an accidental, repeats and endings
 FIXED = """X:1
@@ -24,17 +27,8 @@ K:D
 """
 FIXED_NOTES, FIXED_RESTS = 19, 2
 
-# 32 bars of reel, with a pickup, repeats and two endings in each part
-REEL = "X:1\nT:Thirty-Two Bars\nM:4/4\nL:1/8\nK:G\n" + "\n".join([
-    "|:D2|GABG EDEG|DEGA BAGB|cBAG FGAF|GBAG FDEF|",
-    "GABG EDEG|DEGA BAGB|cBAG FGAF|1 G2B2 G2:|2 G2B2 G2||",
-    "|:ga|bgag egdg|bgag efge|dBGB dBGB|cAFA DEFA|",
-    "bgag egdg|bgag efge|dcBA GFGA|1 B2G2 G2:|2 B2G2 G4||",
-    "|:B2dB GBdB|c2ec Acec|B2dB GBdB|ABcA FGAF|",
-    "B2dB GBdB|c2ec Acec|BcdB cBAF|1 G2B2 G4:|2 G2B2 G4||",
-    "|:D2GA BGAB|cBAG FGAF|D2GA BGAB|cBAF G4|",
-    "D2GA BGAB|cBAG FGAF|DEFG ABcA|1 BGAF G4:|2 BGAF G4|]",
-])
+# 32 bars of reel, with a pickup, repeats and two endings in each part (shared with the benchmark)
+REEL = (ROOT / "benchmarks" / "data" / "reel_32_bars.abc").read_text().rstrip("\n")
 
 
 def count(svg: str, css_class: str) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from toolkit import generate, load_model
 from toolkit import sampling as S
@@ -50,15 +51,9 @@ def test_bar_schedule_and_a_function_of_position(model):
         assert np.allclose(notes["temperature"], np.array([0.4, 0.8, 1.2, 1.6])[
             np.minimum(notes["bar"], 3)])
     odd_bars_hot = S.temperature_schedule(
-        lambda step, bar: torch_where_odd(bar, 1.5, 0.7))
+        lambda step, bar: torch.where(bar % 2 == 1, 1.5, 0.7).double())
     notes = trace_temperature(model, odd_bars_hot, n=2, seed=1, meter="3/4").notes(1)
     assert np.allclose(notes["temperature"], np.where(notes["bar"] % 2 == 1, 1.5, 0.7))
-
-
-def torch_where_odd(bar, hot: float, cool: float):
-    import torch
-
-    return torch.where(bar % 2 == 1, hot, cool).double()
 
 
 def test_dynamic_temperature_stays_in_its_range_and_varies(model):

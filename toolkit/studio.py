@@ -458,11 +458,12 @@ def _problem(title: str, err: BaseException) -> str:
 
 
 def tune_html(tune: Tune, *, color_by_surprisal: bool = False, width: int = 800,
-              audio: bool = True, abc: bool = True) -> str:
+              audio: bool = True, abc: bool = True, repeats: bool = True) -> str:
     """The tune's engraved score, a play button and (folded) its ABC text, as one HTML string.
 
     Never raises: a score that cannot be engraved or played says why, and the ABC text stays
-    readable. ``color_by_surprisal`` colours each note by the probability the model gave it.
+    readable. ``color_by_surprisal`` colours each note by the probability the model gave it;
+    ``repeats=False`` plays it once through (a shorter sound, a smaller notebook).
     """
     parts = ['<div class="folk-sampler-studio-tune">']
     try:
@@ -473,7 +474,7 @@ def tune_html(tune: Tune, *, color_by_surprisal: bool = False, width: int = 800,
         abc = True
     if audio:
         try:
-            data = base64.b64encode(tune.wav()).decode("ascii")
+            data = base64.b64encode(tune.wav(repeats=repeats)).decode("ascii")
             parts.append('<audio controls preload="metadata" '
                          f'src="data:audio/wav;base64,{data}"></audio>')
         except Exception as err:  # noqa: BLE001

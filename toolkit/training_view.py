@@ -152,8 +152,10 @@ class TrainingMonitor:
         if self.show:
             from IPython.display import HTML, display
 
+            from toolkit.studio import tune_html
+
             display(HTML(f"<h4 style='margin:1em 0 0'>{html.escape(text)}</h4>"
-                         + _tune_html(tune)))
+                         + tune_html(tune, abc=False, repeats=False)))
         self.sample_seconds.append(time.perf_counter() - t0)
 
     def __call__(self, entry: dict) -> None:
@@ -176,29 +178,6 @@ class TrainingMonitor:
             return float("nan")
         train = sum(h["seconds"] for h in self.history)
         return (train + sum(self.sample_seconds[1:])) / len(self.history)
-
-
-def _tune_html(tune) -> str:
-    """Score and sound of a tune, played once through (no repeats: the notebook stays small).
-
-    Never raises: what cannot be engraved or played is said, and the ABC shown."""
-    import base64
-
-    parts, problems = [], []
-    try:
-        parts.append(f'<div style="overflow-x:auto">{tune.svg()}</div>')
-    except Exception as err:  # noqa: BLE001  (a display must not raise; it says what went wrong)
-        problems.append(f"The score could not be engraved: {err}")
-    try:
-        data = base64.b64encode(tune.wav(repeats=False)).decode("ascii")
-        parts.append(f'<audio controls preload="none" src="data:audio/wav;base64,{data}"></audio>')
-    except Exception as err:  # noqa: BLE001
-        problems.append(f"The tune could not be played: {err}")
-    if problems:
-        parts.append('<div style="border-left:4px solid #b22;padding:4px 8px">'
-                     + "".join(f"<p><b>{html.escape(p)}</b></p>" for p in problems)
-                     + f"<pre>{html.escape(tune.abc)}</pre></div>")
-    return "".join(parts)
 
 
 def _retitled(tune, title: str):
@@ -295,16 +274,24 @@ class NextTokenComparison:
                                            title=title, figsize=figsize)
 
 
+def _read_conditioning(model: FolkLSTM, tokens: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``tokens`` with each conditioning token (positions 1–3) that ``model`` does not know
+    replaced by its "unknown" form, and the replacements made, as ``(old, new)`` texts."""
+    out, replaced = list(tokens), []
+    for pos in (1, 2, 3):
+        tok = out[pos] if pos < len(out) else ""
+        if tok not in model.stoi and _UNKNOWN.get(tok[:2]) in model.stoi:
+            out[pos] = _UNKNOWN[tok[:2]]
+            replaced.append((tok, out[pos]))
+    return out, replaced
+
+
 def _readable_prefix(model: FolkLSTM, name: str, tokens: list[str],
                      notes: list[str]) -> list[str]:
-    out = []
-    for pos, tok in enumerate(tokens):
-        if tok in model.stoi:
-            out.append(tok)
-        elif pos <= 3 and tok[:2] in _UNKNOWN and _UNKNOWN[tok[:2]] in model.stoi:
-            out.append(_UNKNOWN[tok[:2]])
-            notes.append(f"{name} does not know {tok}: it reads {_UNKNOWN[tok[:2]]} there")
-        else:
+    out, replaced = _read_conditioning(model, tokens)
+    notes += [f"{name} does not know {old}: it reads {new} there" for old, new in replaced]
+    for pos, tok in enumerate(out):
+        if tok not in model.stoi:
             raise ValueError(f"{name} does not know the token {tok!r} at position {pos} of the "
                              "prefix; compare at an earlier point of the tune, or at a tune "
                              "made of tokens both models know")
@@ -321,11 +308,7 @@ def readable_by(model: FolkLSTM, records: list[dict]) -> list[dict]:
     """
     out = []
     for r in records:
-        tokens = list(r["tokens"])
-        for pos in (1, 2, 3):
-            tok = tokens[pos] if pos < len(tokens) else ""
-            if tok not in model.stoi and _UNKNOWN.get(tok[:2]) in model.stoi:
-                tokens[pos] = _UNKNOWN[tok[:2]]
+        tokens, _ = _read_conditioning(model, r["tokens"])
         if all(t in model.stoi for t in tokens):
             out.append({**r, "tokens": tokens})
     return out
