@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -99,9 +100,13 @@ def test_bar_clock_continues_across_calls(ids, cut):
     assert first[0] + rest[0] == whole[0]
 
 
-def test_model_with_bar_clock_gives_the_same_logits_in_one_go_and_step_by_step():
+@pytest.mark.parametrize("clock_head", [False, True])
+def test_model_with_bar_clock_gives_the_same_logits_in_one_go_and_step_by_step(clock_head):
     torch.manual_seed(0)
-    model = FolkLSTM(ModelConfig(VOCAB, emb=16, hidden=24, layers=2, bar_clock=True)).eval()
+    model = FolkLSTM(ModelConfig(VOCAB, emb=16, hidden=24, layers=2, bar_clock=True,
+                                 clock_head=clock_head)).eval()
+    if clock_head:
+        torch.nn.init.normal_(model.clock_bias.weight)  # zeros at the start: make it count
     tokens = ["<s>", "M:6/8", "K:maj", "S:?", "|:", "G", "2", ">", "a", "(3", "C", "D", "G",
               "|", "z", "3", ":|", "</s>"]
     ids = model.token_ids(tokens)[None]
@@ -129,3 +134,19 @@ def test_model_reads_the_bar_clock():
     assert not torch.allclose(a, b)
     assert not torch.allclose(a, c)
     assert c.shape == d.shape == (len(VOCAB),)
+
+
+def test_clock_head_biases_the_output_by_the_room_left_in_the_bar():
+    """With the clock head, the bias row of the bar's room is added to the logits, and only it."""
+    torch.manual_seed(0)
+    model = FolkLSTM(ModelConfig(VOCAB, emb=16, hidden=24, layers=1, bar_clock=True,
+                                 clock_head=True)).eval()
+    prefix = ["M:6/8", "K:maj", "S:?", "G", "2"]
+    with torch.no_grad():
+        plain = model.next_logits(prefix)
+        row = model.clock_bias.weight[ROOM_BASE + ROOM_LOW + 4 * 12]  # 4 eighths of room left
+        row.copy_(torch.arange(len(VOCAB), dtype=torch.float))
+        biased = model.next_logits(prefix)
+    assert torch.allclose(biased - plain, torch.arange(len(VOCAB), dtype=torch.float))
+    with pytest.raises(ValueError, match="bar_clock"):
+        FolkLSTM(ModelConfig(VOCAB, clock_head=True))

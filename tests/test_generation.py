@@ -10,8 +10,9 @@ import torch
 
 from toolkit import generate, load_model
 from toolkit import sampling as S
-from toolkit.abc import EOS, ABCSyntaxError, UnknownTokenError, encode_fragment
+from toolkit.abc import EOS, ABCSyntaxError, UnknownTokenError, decode, encode_fragment
 from toolkit.cli import main as cli
+from toolkit.tune import Tune
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,20 @@ def test_same_seed_same_tunes_and_different_seed_differs(model):
     assert [t.abc for t in a] == [t.abc for t in b]
     assert [t.tokens for t in a] == [t.tokens for t in b]
     assert [t.tokens for t in a] != [t.tokens for t in c]
+
+
+def test_generated_text_is_written_on_first_reading_and_is_the_decoded_tokens(model):
+    tunes = generate(model, n=4, seed=5, max_tokens=80, key="G")
+    assert all(t._abc is None for t in tunes), "a batch that is only scored writes no text"
+    for i, t in enumerate(tunes):
+        assert t.abc == decode(t.tokens, key="G", number=i + 1,
+                               title=f"Folk Sampler tune {i + 1} (seed 5)")
+        assert t._abc is t.abc  # written once
+    edited = tunes[0]
+    edited.abc = edited.abc.replace("K:G", "K:A")
+    assert "K:A" in edited.abc and edited != tunes[1]
+    with pytest.raises(TypeError, match="abc"):
+        Tune(tokens=["C"])
 
 
 def test_generation_always_stops_and_records_what_it_did(model):
@@ -75,6 +90,7 @@ def test_no_body_contains_header_or_padding_tokens(model):
     ({"guidance": 2.0}, ["guidance", "style"]),
     ({"guidance": -1, "style": "irish"}, ["guidance", "-1"]),
     ({"temperature": 1.0, "sampler": S.chain(S.top_p(0.9))}, ["sampler", "temperature"]),
+    ({"key": "H"}, ["key", "'H'", "Bb"]),  # checked before the tunes are written (lazily)
 ])
 def test_bad_arguments_raise_clear_errors(model, kwargs, words):
     with pytest.raises(ValueError) as err:

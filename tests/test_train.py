@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import torch
+
 from toolkit import data, load_model
 from toolkit.cli import main as cli
 from toolkit.ngram import NGram
@@ -22,7 +24,25 @@ def test_training_on_the_toy_set_lowers_validation_loss_and_resumes(tmp_path):
     again, h2 = train_model(train, valid, epochs=1, out_dir=tmp_path / "b", **small)
     assert h2[0]["train_loss"] == h0[0]["train_loss"]  # same seed, same schedule: same run
     loaded = load_model(tmp_path / "a")
-    assert abs(evaluate(loaded, valid) - min(h["valid_loss"] for h in h1)) < 1e-3
+    calibration = loaded.info["calibration"]  # the clock head's last stage, dropout off
+    assert [c["epoch"] for c in calibration] == [1, 2]
+    best = min(h["valid_loss"] for h in h1 + calibration)
+    assert abs(evaluate(loaded, valid) - best) < 1e-3
+    assert abs(evaluate(m1, valid) - best) < 1e-3
+
+
+def test_calibration_moves_only_the_clock_head_and_never_worsens_validation(tmp_path):
+    recs = data.load_toy()
+    train, valid = recs[4:], recs[:4]
+    small = dict(emb=16, hidden=48, layers=1, batch_size=8, lr=1e-2, progress=False, seed=1)
+    plain, hist = train_model(train, valid, epochs=3, calibrate_epochs=0, **small)
+    tuned, _ = train_model(train, valid, epochs=3, calibrate_epochs=3, **small)
+    assert "calibration" not in plain.info and len(tuned.info["calibration"]) == 3
+    for (name, a), (_, b) in zip(plain.state_dict().items(), tuned.state_dict().items(),
+                                 strict=True):
+        assert torch.equal(a, b) == (name != "clock_bias.weight"), name
+    assert evaluate(tuned, valid) <= evaluate(plain, valid) + 1e-6
+    assert all(p.requires_grad for p in tuned.parameters())  # unfrozen again for more training
 
 
 def test_train_cli_on_abc_files_reports_bad_files(tmp_path, capsys):

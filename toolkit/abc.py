@@ -36,7 +36,8 @@ from fractions import Fraction
 
 __all__ = [
     "ABCSyntaxError", "Event", "UnknownTokenError", "BOS", "EOS", "MODES", "UNKNOWN_METER",
-    "UNKNOWN_MODE", "UNKNOWN_STYLE", "bar_length", "check_fragment", "decode", "encode",
+    "UNKNOWN_MODE", "UNKNOWN_STYLE", "bar_length", "check_fragment", "decode", "display_key",
+    "encode",
     "encode_fragment", "events",
     "is_bar", "is_duration", "is_pitch", "midi_pitch", "parse_duration", "parse_key",
     "duration_token", "split_tunes",
@@ -169,6 +170,18 @@ class Key:
     @property
     def name(self) -> str:
         return self.letter + {1: "#", -1: "b", 0: ""}.get(self.alter, "") + self.mode
+
+
+def display_key(key: str, mode: str = "maj") -> Key:
+    """The key a tune is shown in: tonic ``key`` (``"D"``, ``"Bb"``, ``"F#"``) in ``mode``.
+
+    Raises ValueError naming ``key`` when it is not a tonic.
+    """
+    try:
+        return parse_key(str(key) + mode)
+    except ValueError:
+        raise ValueError(f"key must be a tonic such as 'D', 'G', 'Bb' or 'F#', got {key!r}") \
+            from None
 
 
 def parse_key(text: str) -> Key:
@@ -577,10 +590,7 @@ def _fragment(text: str, key: str, mode: str) -> tuple[list[str], list[tuple[int
     """:func:`encode_fragment`, plus the (line, column) each token was read at and the key."""
     if not isinstance(text, str):
         raise TypeError(f"prime must be ABC text (a str), got {type(text).__name__}")
-    try:
-        src = parse_key(key + mode)
-    except ValueError as err:
-        raise ValueError(f"key must be a tonic such as 'D' or 'Bb', got {key!r}") from err
+    src = display_key(key, mode)
     lexer = _Lexer(Fraction(1), False)
     for lineno, line in enumerate(text.splitlines() or [""], start=1):
         def no_fields(name: str, value: str, ln: int, col: int) -> None:
@@ -718,11 +728,7 @@ def decode(tokens: Sequence[str], key: str = "D", *, title: str = "Folk Sampler 
     meter = next((t for t in tokens if t.startswith("M:") and t != UNKNOWN_METER), "M:4/4")
     mode_tok = next((t for t in tokens if t.startswith("K:")), UNKNOWN_MODE)
     mode = mode_tok[2:] if mode_tok[2:] in MODES else "maj"
-    try:
-        dst = parse_key(key + mode)
-    except ValueError:
-        raise ValueError(f"key must be a tonic such as 'D', 'G', 'Bb' or 'F#', got {key!r}") \
-            from None
+    dst = display_key(key, mode)
     src = Key("C", 0, mode)
     steps = _steps_to(src, dst.letter)
     body = [t for t in tokens if t not in (BOS, EOS) and t[:2] not in ("M:", "K:", "S:")]

@@ -5,7 +5,8 @@ sign, a tuplet mark), so "how full is this bar?" takes a little arithmetic.  :fu
 it one token at a time on an immutable :class:`Clock`; the same arithmetic serves
 
 * the model, which reads the filled length as an extra input at every position (``bar_clock`` in
-  :class:`toolkit.model.ModelConfig`) — counting durations is then the easy part of its job;
+  :class:`toolkit.model.ModelConfig`) — counting durations is then the easy part of its job —
+  and, with ``clock_head``, adds a learnt bias per clock value to its output logits;
 * :class:`toolkit.constraints.MeterConstraint`, which removes the durations that would overflow.
 
 Lengths are in eighth notes (every tune is written with ``L:1/8``).  Once the meter token has

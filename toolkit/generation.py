@@ -15,6 +15,7 @@ after a note) — a spelling rule of ABC, not a musical choice.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -32,6 +33,7 @@ from toolkit.abc import (
     UNKNOWN_STYLE,
     check_fragment,
     decode,
+    display_key,
     is_duration,
     is_pitch,
 )
@@ -86,6 +88,7 @@ def generate(model: FolkLSTM, n: int = 1, seed: int | None = None, meter: str | 
     from toolkit import sampling as S
 
     _check_int("n", n, 1, 4096)
+    display_key(key)  # the tunes are written in it later, when first read: check it now
     _check_int("max_tokens", max_tokens, 1, 4096)
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")
@@ -217,9 +220,9 @@ def _generate(model, n, seed, meter, mode, style, prime, max_tokens, sampler, gu
         L = int(length[r])
         tokens = [model.vocab[i] for i in buf[r, :P + L].tolist()]
         logprobs = [None] * P + logp_buf[r, :L].tolist()
-        abc = decode(tokens, key=key, title=f"Folk Sampler tune {r + 1} (seed {seed})",
-                     number=r + 1)
-        tunes.append(Tune(abc=abc, tokens=tokens, logprobs=logprobs,
+        write = functools.partial(decode, tokens, key=key, number=r + 1,
+                                  title=f"Folk Sampler tune {r + 1} (seed {seed})")
+        tunes.append(Tune(make_abc=write, tokens=tokens, logprobs=logprobs,
                           settings={**settings, "index": r}))
     return tunes
 

@@ -48,6 +48,7 @@ class ModelConfig:
     layers: int = 2
     dropout: float = 0.2
     bar_clock: bool = False  # also read how full the current bar is (toolkit.barclock)
+    clock_head: bool = False  # the bar clock also adds a learnt bias to every output logit
 
 
 class FolkLSTM(nn.Module):
@@ -57,6 +58,9 @@ class FolkLSTM(nn.Module):
     embedding of the bar clock (how much of the current bar the tokens so far fill, in twelfths
     of an eighth; :mod:`toolkit.barclock`), so the network need not count durations itself.
     ``state`` is then ``(lstm_state, clock_states)``; callers pass it back as they got it.
+    With ``config.clock_head`` as well, the clock also reaches the output directly: one learnt
+    bias per clock value and token is added to the logits (for example, "with no room left in
+    the bar, a duration token is unlikely"), which the LSTM would otherwise have to carry.
     """
 
     def __init__(self, config: ModelConfig):
@@ -69,32 +73,43 @@ class FolkLSTM(nn.Module):
                             dropout=config.dropout if config.layers > 1 else 0.0)
         self.bar_embed = nn.Embedding(N_FEATURES, config.emb) if config.bar_clock else None
         self.clock = BarClock(self.vocab) if config.bar_clock else None
+        self.clock_bias = None
+        if config.clock_head:
+            if not config.bar_clock:
+                raise ValueError("clock_head=True needs bar_clock=True (the bias reads the clock)")
+            self.clock_bias = nn.Embedding(N_FEATURES, len(self.vocab))
+            nn.init.zeros_(self.clock_bias.weight)
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, len(self.vocab))
         self.info: dict = {}  # provenance and metrics read from the weights' JSON (model card)
 
     def _inputs(self, x: torch.Tensor, state):
-        """Token (+ bar clock) embeddings ``(B, T, E)``, the LSTM state, the clock states."""
+        """Token (+ bar clock) embeddings ``(B, T, E)``, the LSTM state, the clock states and
+        the clock features ``(B, T)`` (None without a clock)."""
         h = self.embed(x)                                            # (B, T, E)
         if self.clock is None:
-            return h, state, None
+            return h, state, None, None
         lstm_state, clocks = state if state is not None else (None, None)
         feats, clocks = self.clock.run(x, clocks)
-        h = h + self.bar_embed(torch.tensor(feats, dtype=torch.long, device=x.device))
-        return h, lstm_state, clocks
+        feats = torch.tensor(feats, dtype=torch.long, device=x.device)
+        return h + self.bar_embed(feats), lstm_state, clocks, feats
+
+    def _logits(self, h: torch.Tensor, feats: torch.Tensor | None) -> torch.Tensor:
+        logits = self.head(h)
+        return logits if self.clock_bias is None else logits + self.clock_bias(feats)
 
     def forward(self, x: torch.Tensor, state=None):
-        h, lstm_state, clocks = self._inputs(x, state)
+        h, lstm_state, clocks, feats = self._inputs(x, state)
         h, lstm_state = self.lstm(self.drop(h), lstm_state)          # (B, T, H)
         state = lstm_state if clocks is None else (lstm_state, clocks)
-        return self.head(self.drop(h)), state                        # (B, T, V)
+        return self._logits(self.drop(h), feats), state              # (B, T, V)
 
     def step(self, tokens: torch.Tensor, state=None):
         """One token per row, no dropout: ``tokens (B,) -> logits (B, V), state`` (generation)."""
-        h, lstm_state, clocks = self._inputs(tokens[:, None], state)
+        h, lstm_state, clocks, feats = self._inputs(tokens[:, None], state)
         h, lstm_state = self.lstm(h, lstm_state)                     # (B, 1, H)
         state = lstm_state if clocks is None else (lstm_state, clocks)
-        return self.head(h[:, 0]), state                             # (B, V)
+        return self._logits(h[:, 0], None if feats is None else feats[:, 0]), state  # (B, V)
 
     @property
     def num_parameters(self) -> int:

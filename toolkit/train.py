@@ -41,8 +41,8 @@ def make_vocab(records: list[dict]) -> list[str]:
 
 
 def new_model(records: list[dict], *, emb: int = 128, hidden: int = 256, layers: int = 2,
-              dropout: float = 0.2, bar_clock: bool = True, seed: int = 0,
-              vocab: list[str] | None = None) -> FolkLSTM:
+              dropout: float = 0.2, bar_clock: bool = True, clock_head: bool = True,
+              seed: int = 0, vocab: list[str] | None = None) -> FolkLSTM:
     """An untrained :class:`FolkLSTM` whose vocabulary is ``make_vocab(records)`` (or ``vocab``).
 
     Seeded: the same arguments give the same starting weights.  Pass it to
@@ -52,14 +52,14 @@ def new_model(records: list[dict], *, emb: int = 128, hidden: int = 256, layers:
     >>> m = new_model([{"tokens": ["<s>", "M:2/4", "K:maj", "S:?", "C", "</s>"]}],
     ...               emb=8, hidden=16, layers=1)
     >>> m.vocab[:3], m.num_parameters
-    (['<pad>', '</s>', '<s>'], 6705)
+    (['<pad>', '</s>', '<s>'], 12123)
     """
     for name, value in (("hidden", hidden), ("layers", layers), ("emb", emb)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     torch.manual_seed(seed)
     return FolkLSTM(ModelConfig(vocab or make_vocab(records), emb, hidden, layers, dropout,
-                                bar_clock)).eval()
+                                bar_clock, clock_head and bar_clock)).eval()
 
 
 def _check_covers(model: FolkLSTM, records: list[dict]) -> None:
@@ -131,13 +131,15 @@ def _drop_conditioning(x: torch.Tensor, p: float, unk_ids: list[int], g: torch.G
 def train_model(train_records: list[dict], valid_records: list[dict], *, epochs: int = 20,
                 batch_size: int = 64, lr: float = 3e-3, emb: int = 128, hidden: int = 256,
                 layers: int = 2, dropout: float = 0.2, bar_clock: bool = True,
-                cond_drop: float = 0.15, seed: int = 0,
+                clock_head: bool = True, cond_drop: float = 0.15, seed: int = 0,
                 vocab: list[str] | None = None, out_dir: str | Path | None = None,
                 resume: bool = False, device: str | None = None, checkpoint_every: int = 200,
                 on_epoch: Callable[[dict], None] | None = None, progress: bool = True,
                 max_minutes: float | None = None,
                 stop_after: int | None = None,
-                model: FolkLSTM | None = None) -> tuple[FolkLSTM, list[dict]]:
+                model: FolkLSTM | None = None,
+                calibrate_epochs: int = 2, calibrate_lr: float = 1e-2,
+                ) -> tuple[FolkLSTM, list[dict]]:
     """Train a :class:`FolkLSTM`; return ``(best model, history)``.
 
     ``history`` has one dict per epoch: ``epoch``, ``train_loss``, ``valid_loss`` (nats/token),
@@ -147,11 +149,18 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
     of ``epochs`` (so a shortened run is still reproducible by one command).
     ``model`` trains that network, in place, instead of a new one (make it with
     :func:`new_model`, e.g. to measure it untrained first); its vocabulary must cover the
-    records, and ``vocab``, ``emb``, ``hidden``, ``layers``, ``dropout`` and ``bar_clock`` are
-    then its own.
+    records, and ``vocab``, ``emb``, ``hidden``, ``layers``, ``dropout``, ``bar_clock`` and
+    ``clock_head`` are then its own.
+
+    Calibration: a model with the clock head (``clock_head``) then spends ``calibrate_epochs``
+    more epochs fitting that head's bias alone, everything else frozen and dropout off: the
+    network as generation uses it.  Dropout makes a network hedge; this last stage sharpens
+    what the bar's room allows (``benchmarks/clock_ablation.py`` measures it).  It is
+    kept only if it lowers the validation loss, and is recorded in ``model.info["calibration"]``.
     """
     for name, value, lo in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
-                            ("hidden", hidden, 1), ("layers", layers, 1), ("emb", emb, 1)):
+                            ("hidden", hidden, 1), ("layers", layers, 1), ("emb", emb, 1),
+                            ("calibrate_epochs", calibrate_epochs, 0)):
         if not isinstance(value, int) or value < lo:
             raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
     if not 0 <= cond_drop < 1:
@@ -163,7 +172,8 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
     random.seed(seed)
     if model is None:
         vocab = vocab or make_vocab(train_records + valid_records)
-        model = FolkLSTM(ModelConfig(vocab, emb, hidden, layers, dropout, bar_clock))
+        model = FolkLSTM(ModelConfig(vocab, emb, hidden, layers, dropout, bar_clock,
+                                     clock_head and bar_clock))
     else:
         _check_covers(model, train_records + valid_records)
     model = model.to(device)
@@ -204,6 +214,10 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
     unk_ids = [model.stoi[u] for u in UNKNOWNS]
     t_start = time.perf_counter()
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
+    if resume and out and history and (out / "folk_lstm.safetensors").exists():
+        from safetensors.torch import load_file  # the best epoch's weights, not the last's
+
+        best_state = load_file(str(out / "folk_lstm.safetensors"), device=str(device))
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         g = torch.Generator().manual_seed(seed * 1000 + epoch)
@@ -258,7 +272,59 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
     model.load_state_dict(best_state)
     model.info = {"history": history,
                   "train_seconds": round(sum(h["seconds"] for h in history), 1)}
+    if model.clock_bias is not None and calibrate_epochs and len(history) == epochs \
+            and valid_records:
+        model.info["calibration"] = _calibrate(model, train_ids, valid_records, best,
+                                               calibrate_epochs, calibrate_lr, batch_size,
+                                               cond_drop, seed, progress)
+        model.info["train_seconds"] = round(
+            model.info["train_seconds"] + sum(h["seconds"] for h in model.info["calibration"]), 1)
+        if out:
+            save_model(model, out)
     return model.eval(), history
+
+
+def _calibrate(model: FolkLSTM, train_ids: list[list[int]], valid_records: list[dict],
+               valid_loss: float, epochs: int, lr: float, batch_size: int, cond_drop: float,
+               seed: int, progress: bool) -> list[dict]:
+    """Fit ``model.clock_bias`` alone with dropout off; keep the best epoch (or none)."""
+    device = next(model.parameters()).device
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    weight = model.clock_bias.weight
+    weight.requires_grad_(True)
+    opt = torch.optim.Adam([weight], lr=lr)
+    ignore = torch.tensor([0] + [model.stoi[u] for u in UNKNOWNS], device=device)
+    unk_ids = [model.stoi[u] for u in UNKNOWNS]
+    best, best_weight, log = valid_loss, weight.detach().clone(), []
+    try:
+        for epoch in range(epochs):
+            t0 = time.perf_counter()
+            g = torch.Generator().manual_seed(seed * 1000 + 999 - epoch)
+            model.eval()  # no dropout: the network as it generates
+            tot, cnt = 0.0, 0
+            for x in batches(train_ids, batch_size, g):
+                x = _drop_conditioning(x, cond_drop, unk_ids, g).to(device)
+                loss, n = _loss(model, x, ignore)
+                opt.zero_grad(set_to_none=True)
+                (loss / max(n, 1)).backward()
+                opt.step()
+                tot, cnt = tot + loss.item(), cnt + n
+            valid = evaluate(model, valid_records)
+            entry = {"epoch": epoch + 1, "train_loss": round(tot / max(cnt, 1), 4),
+                     "valid_loss": round(valid, 4), "seconds": round(time.perf_counter() - t0, 1)}
+            log.append(entry)
+            if progress:
+                print(json.dumps({"calibrate": entry}), file=sys.stderr)
+            if valid < best:
+                best, best_weight = valid, weight.detach().clone()
+    finally:
+        with torch.no_grad():
+            weight.copy_(best_weight)
+        for p in frozen:
+            p.requires_grad_(True)
+    return log
 
 
 def _copy_with(model: FolkLSTM, state: dict) -> FolkLSTM:
@@ -283,7 +349,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--no-bar-clock", dest="bar_clock", action="store_false",
                    help="do not give the model the bar clock (how full the bar is) as input")
+    p.add_argument("--no-clock-head", dest="clock_head", action="store_false",
+                   help="do not let the bar clock bias the output logits directly")
     p.add_argument("--cond-drop", type=float, default=0.15)
+    p.add_argument("--calibrate-epochs", type=int, default=2,
+                   help="epochs fitting the clock head's bias alone, dropout off, at the end")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/folk", help="run folder (checkpoints, best weights)")
     p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
@@ -324,6 +394,7 @@ def main(args: argparse.Namespace) -> None:
     model, history = train_model(
         train, valid, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, emb=args.emb,
         hidden=args.hidden, layers=args.layers, dropout=args.dropout, bar_clock=args.bar_clock,
+        clock_head=args.clock_head, calibrate_epochs=args.calibrate_epochs,
         cond_drop=args.cond_drop,
         seed=args.seed, vocab=vocab, out_dir=args.out, resume=args.resume, device=args.device,
         checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,

@@ -37,7 +37,8 @@ from __future__ import annotations
 import functools
 import html
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -1015,7 +1016,6 @@ def performance(parsed: ParsedTune, repeats: bool = True) -> Performance:
 _PITCH_TOKEN = re.compile(r"^(\^\^|\^|__|_|=)?[A-Ga-g][',]*$")
 
 
-@dataclass(repr=False)
 class Tune:
     """One tune: its ABC text and, when a model wrote it, the model's tokens and how likely
     the model found each one.
@@ -1026,13 +1026,40 @@ class Tune:
 
     Build one from any ABC with :meth:`from_abc`, which checks the text; the generator builds
     them directly, so a tune the model got wrong still exists and can show what went wrong.
+    The generator passes ``make_abc`` (a function that writes the text) instead of ``abc``: the
+    text is written the first time something reads it, so a batch whose tunes are only scored
+    never pays for writing them.
     """
 
-    abc: str
-    tokens: list[str] | None = None
-    logprobs: list[float | None] | None = None
-    settings: dict = field(default_factory=dict)
-    _memo: dict = field(default_factory=dict, init=False, compare=False)
+    def __init__(self, abc: str | None = None, tokens: list[str] | None = None,
+                 logprobs: list[float | None] | None = None, settings: dict | None = None, *,
+                 make_abc: Callable[[], str] | None = None):
+        if (abc is None) == (make_abc is None):
+            raise TypeError("Tune needs either its ABC text (abc=...) or a function that "
+                            "writes it (make_abc=...)")
+        self._abc, self._make_abc = abc, make_abc
+        self.tokens, self.logprobs = tokens, logprobs
+        self.settings = {} if settings is None else settings
+        self._memo: dict = {}
+
+    @property
+    def abc(self) -> str:
+        """The tune's ABC text."""
+        if self._abc is None:
+            self._abc, self._make_abc = self._make_abc(), None
+        return self._abc
+
+    @abc.setter
+    def abc(self, text: str) -> None:
+        self._abc, self._make_abc = text, None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Tune):
+            return NotImplemented
+        return (self.abc, self.tokens, self.logprobs, self.settings) == \
+            (other.abc, other.tokens, other.logprobs, other.settings)
+
+    __hash__ = None  # mutable, like the dataclass it once was
 
     @classmethod
     def from_abc(cls, text: str | bytes) -> Tune:
