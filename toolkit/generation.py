@@ -207,7 +207,7 @@ def _generate(model, n, seed, meter, mode, style, prime, max_tokens, sampler, gu
         bars += is_bar[tok].long()
         if bool(finished.all()):
             break
-        logits, state = model.step(tok.repeat(R), state)
+        logits, state = model.step(tok.repeat(R) if R > 1 else tok, state)
     model.train(was_training)
 
     elapsed = time.perf_counter() - t0
