@@ -98,7 +98,11 @@ def main() -> None:
         "Speed on this machine (`benchmarks/bench_generate.py`, " + g["machine"] + "):", "",
         f"- loading the model: {g['load_seconds_median'] * 1000:.0f} ms (median);",
         f"- one 256-token tune: {g['one_tune_256_tokens_ms_median']:.0f} ms (median);",
-        f"- a batch of 64 tunes: {g['batch64_tokens_per_second_median']:,} tokens/s.", "",
+        f"- a batch of 64 tunes: {g['batch64_tokens_per_second_median']:,} tokens/s"
+        + (f" (the model and the sampler; writing the 64 ABC texts, done when a tune is first "
+           f"read, takes {g['batch64_write_abc_ms_median']:.0f} ms more; with it, "
+           f"{g['batch64_with_abc_text_tokens_per_second_median']:,} tokens/s)."
+           if "batch64_write_abc_ms_median" in g else "."), "",
         "## Limits", "",
         "- It learned from Western-European and Chinese folk song collections as transcribed in "
         "ABC; it knows nothing of lyrics, harmony or ornament (dropped by the tokenizer).",

@@ -91,6 +91,7 @@ def test_no_body_contains_header_or_padding_tokens(model):
     ({"guidance": -1, "style": "irish"}, ["guidance", "-1"]),
     ({"temperature": 1.0, "sampler": S.chain(S.top_p(0.9))}, ["sampler", "temperature"]),
     ({"key": "H"}, ["key", "'H'", "Bb"]),  # checked before the tunes are written (lazily)
+    ({"key": "B#"}, ["key", "'B#'", "cannot spell"]),  # ^d would need a triple sharp
 ])
 def test_bad_arguments_raise_clear_errors(model, kwargs, words):
     with pytest.raises(ValueError) as err:

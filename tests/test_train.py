@@ -64,3 +64,21 @@ def test_ngram_baseline_prefers_seen_continuations():
     assert m.prob(("<s>", "a"), "b") > m.prob(("<s>", "a"), "c") > m.prob(("<s>", "a"), "a")
     total = sum(m.prob(("a",), t) for t in m.vocab)
     assert 0.95 < total <= 1.0 + 1e-9
+
+
+def test_resume_continues_the_runs_own_network_and_never_undoes_calibration(tmp_path):
+    recs = data.load_toy()
+    train, valid = recs[4:], recs[:4]
+    small = dict(emb=16, hidden=48, layers=1, batch_size=8, lr=1e-2, progress=False, seed=1)
+    # a run made before the clock head existed resumes as it was, whatever today's defaults
+    old, _ = train_model(train, valid, epochs=1, out_dir=tmp_path / "old", clock_head=False,
+                         **small)
+    more, hist = train_model(train, valid, epochs=2, out_dir=tmp_path / "old", resume=True,
+                             **small)
+    assert more.clock_bias is None and [h["epoch"] for h in hist] == [1, 2]
+    # resuming a finished, calibrated run calibrates from where it stands, never worse
+    done, _ = train_model(train, valid, epochs=2, out_dir=tmp_path / "new", **small)
+    before = evaluate(load_model(tmp_path / "new"), valid)
+    again, _ = train_model(train, valid, epochs=2, out_dir=tmp_path / "new", resume=True,
+                           **small)
+    assert evaluate(again, valid) <= before + 1e-6

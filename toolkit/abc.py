@@ -29,6 +29,7 @@ one stays).  A tie ``-`` is kept only between two notes of the same pitch: O'Nei
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -172,16 +173,36 @@ class Key:
         return self.letter + {1: "#", -1: "b", 0: ""}.get(self.alter, "") + self.mode
 
 
-def display_key(key: str, mode: str = "maj") -> Key:
+def display_key(key: str, mode: str = "maj", pitches: tuple[str, ...] = ()) -> Key:
     """The key a tune is shown in: tonic ``key`` (``"D"``, ``"Bb"``, ``"F#"``) in ``mode``.
 
-    Raises ValueError naming ``key`` when it is not a tonic.
+    Raises ValueError naming ``key`` when it is not a tonic, or when one of ``pitches`` (tokens,
+    written in C) cannot be spelled in it: in B# major, ``^d`` would need a triple sharp.
+
+    >>> display_key("B#", pitches=("C", "^d"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: key 'B#' cannot spell the note ^d of tonic C in B#maj; choose a key such as ...
     """
+    return _display_key(str(key), mode, tuple(pitches))
+
+
+@functools.lru_cache(maxsize=256)
+def _display_key(key: str, mode: str, pitches: tuple[str, ...]) -> Key:
     try:
-        return parse_key(str(key) + mode)
+        dst = parse_key(key + mode)
     except ValueError:
         raise ValueError(f"key must be a tonic such as 'D', 'G', 'Bb' or 'F#', got {key!r}") \
             from None
+    src = Key("C", 0, mode)
+    steps = _steps_to(src, dst.letter)
+    for tok in pitches:
+        try:
+            transpose_pitch(tok, src, dst, steps)
+        except ValueError:
+            raise ValueError(f"key {key!r} cannot spell the note {tok} of tonic C in "
+                             f"{dst.name}; choose a key such as 'C' or 'D'") from None
+    return dst
 
 
 def parse_key(text: str) -> Key:

@@ -88,7 +88,10 @@ def generate(model: FolkLSTM, n: int = 1, seed: int | None = None, meter: str | 
     from toolkit import sampling as S
 
     _check_int("n", n, 1, 4096)
-    display_key(key)  # the tunes are written in it later, when first read: check it now
+    # the tunes are written in `key` later, when first read: check now that it spells them all
+    pitches = tuple(t for t in model.vocab if is_pitch(t))
+    for m in ([mode] if mode in model.choices("mode") else model.choices("mode") or ["maj"]):
+        display_key(key, m, pitches)
     _check_int("max_tokens", max_tokens, 1, 4096)
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")
@@ -220,7 +223,7 @@ def _generate(model, n, seed, meter, mode, style, prime, max_tokens, sampler, gu
         L = int(length[r])
         tokens = [model.vocab[i] for i in buf[r, :P + L].tolist()]
         logprobs = [None] * P + logp_buf[r, :L].tolist()
-        write = functools.partial(decode, tokens, key=key, number=r + 1,
+        write = functools.partial(decode, tuple(tokens), key=key, number=r + 1,
                                   title=f"Folk Sampler tune {r + 1} (seed {seed})")
         tunes.append(Tune(make_abc=write, tokens=tokens, logprobs=logprobs,
                           settings={**settings, "index": r}))

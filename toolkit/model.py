@@ -40,7 +40,9 @@ DEFAULT_NAME = "folk_lstm"
 
 @dataclass
 class ModelConfig:
-    """Sizes of the network; defaults are the shipped model's."""
+    """Sizes and parts of the network.  The defaults describe a plain network without the bar
+    clock (so older weights files, which do not name the newer parts, load as they were); the
+    shipped model's own values are in ``toolkit/weights/folk_lstm.json``."""
 
     vocab: list[str]
     emb: int = 128

@@ -1,7 +1,8 @@
 """Training: teacher-forced next-token cross-entropy, seeded, resumable, CPU or GPU.
 
-``python -m toolkit train --epochs 20 --out runs/folk --export`` trains the shipped model from
-scratch (see ``toolkit/weights/MODEL_CARD.md`` for its figures).  A run folder holds
+``python -m toolkit train --epochs 24 --threads 2 --out runs/folk-head --export`` trains the
+shipped model from scratch (see ``toolkit/weights/MODEL_CARD.md`` for its figures;
+``--threads`` only sets torch's CPU threads).  A run folder holds
 ``checkpoint.pt`` (written every ``--checkpoint-every`` steps and at each epoch's end) and the best
 weights so far; ``--resume`` continues an interrupted run from its last checkpoint.
 
@@ -156,7 +157,9 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
     more epochs fitting that head's bias alone, everything else frozen and dropout off: the
     network as generation uses it.  Dropout makes a network hedge; this last stage sharpens
     what the bar's room allows (``benchmarks/clock_ablation.py`` measures it).  It is
-    kept only if it lowers the validation loss, and is recorded in ``model.info["calibration"]``.
+    kept only if it lowers the validation loss, and is recorded in ``model.info["calibration"]``;
+    it is skipped when the run stops early (``stop_after``, ``max_minutes``), without validation
+    records, or when ``calibrate_epochs`` is 0.  ``on_epoch`` sees the main epochs only.
     """
     for name, value, lo in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
                             ("hidden", hidden, 1), ("layers", layers, 1), ("emb", emb, 1),
@@ -170,6 +173,10 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
     random.seed(seed)
+    run_meta = Path(out_dir) / "folk_lstm.json" if out_dir else None
+    if model is None and resume and run_meta and run_meta.exists():
+        # continue the run's own network (its flags may predate today's defaults)
+        model = FolkLSTM(ModelConfig(**json.loads(run_meta.read_text())["config"]))
     if model is None:
         vocab = vocab or make_vocab(train_records + valid_records)
         model = FolkLSTM(ModelConfig(vocab, emb, hidden, layers, dropout, bar_clock,
@@ -272,9 +279,9 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
     model.load_state_dict(best_state)
     model.info = {"history": history,
                   "train_seconds": round(sum(h["seconds"] for h in history), 1)}
-    if model.clock_bias is not None and calibrate_epochs and len(history) == epochs \
-            and valid_records:
-        model.info["calibration"] = _calibrate(model, train_ids, valid_records, best,
+    if model.clock_bias is not None and model.clock_bias.weight.requires_grad \
+            and calibrate_epochs and len(history) == epochs and valid_records:
+        model.info["calibration"] = _calibrate(model, train_ids, valid_records,
                                                calibrate_epochs, calibrate_lr, batch_size,
                                                cond_drop, seed, progress)
         model.info["train_seconds"] = round(
@@ -285,8 +292,8 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
 
 
 def _calibrate(model: FolkLSTM, train_ids: list[list[int]], valid_records: list[dict],
-               valid_loss: float, epochs: int, lr: float, batch_size: int, cond_drop: float,
-               seed: int, progress: bool) -> list[dict]:
+               epochs: int, lr: float, batch_size: int, cond_drop: float, seed: int,
+               progress: bool) -> list[dict]:
     """Fit ``model.clock_bias`` alone with dropout off; keep the best epoch (or none)."""
     device = next(model.parameters()).device
     frozen = [p for p in model.parameters() if p.requires_grad]
@@ -297,7 +304,7 @@ def _calibrate(model: FolkLSTM, train_ids: list[list[int]], valid_records: list[
     opt = torch.optim.Adam([weight], lr=lr)
     ignore = torch.tensor([0] + [model.stoi[u] for u in UNKNOWNS], device=device)
     unk_ids = [model.stoi[u] for u in UNKNOWNS]
-    best, best_weight, log = valid_loss, weight.detach().clone(), []
+    best, best_weight, log = evaluate(model, valid_records), weight.detach().clone(), []
     try:
         for epoch in range(epochs):
             t0 = time.perf_counter()
@@ -403,7 +410,8 @@ def main(args: argparse.Namespace) -> None:
                        "parameters": model.num_parameters, "device": args.device or "auto",
                        "threads": torch.get_num_threads()})
     path = save_model(model.cpu(), args.out, info=model.info)
-    print(f"best weights: {path}  (valid loss {min(h['valid_loss'] for h in history):.4f})")
+    losses = [h["valid_loss"] for h in history + model.info.get("calibration", [])]
+    print(f"best weights: {path}  (valid loss {min(losses):.4f})")
     if args.export:
         WEIGHTS_DIR.mkdir(exist_ok=True)
         for suffix in (".safetensors", ".json"):
