@@ -311,6 +311,11 @@ def _calibrate(model: FolkLSTM, train_ids: list[list[int]], valid_records: list[
             g = torch.Generator().manual_seed(seed * 1000 + 999 - epoch)
             model.eval()  # no dropout: the network as it generates
             tot, cnt = 0.0, 0
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
+                bar = tqdm(total=math.ceil(len(train_ids) / batch_size), leave=False,
+                           desc=f"calibrate {epoch + 1}")
             for x in batches(train_ids, batch_size, g):
                 x = _drop_conditioning(x, cond_drop, unk_ids, g).to(device)
                 loss, n = _loss(model, x, ignore)
@@ -318,6 +323,11 @@ def _calibrate(model: FolkLSTM, train_ids: list[list[int]], valid_records: list[
                 (loss / max(n, 1)).backward()
                 opt.step()
                 tot, cnt = tot + loss.item(), cnt + n
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{tot / max(cnt, 1):.3f}")
+            if bar is not None:
+                bar.close()
             valid = evaluate(model, valid_records)
             entry = {"epoch": epoch + 1, "train_loss": round(tot / max(cnt, 1), 4),
                      "valid_loss": round(valid, 4), "seconds": round(time.perf_counter() - t0, 1)}
