@@ -20,30 +20,23 @@ from pathlib import Path
 
 import torch
 
-from toolkit import data, generate, load_model
-from toolkit import sampling as S
-from toolkit.metrics import check_tokens
+from toolkit import data, load_model
 from toolkit.train import evaluate
 
 sys.path.insert(0, str(Path(__file__).parent))
-from quality import wilson  # noqa: E402
+from quality import bar_share, sample  # noqa: E402
 
 
 def measure(path: str) -> dict:
     model = load_model(path)
-    tunes = []
-    for seed in range(100, 120):
-        tunes += generate(model, n=50, seed=seed, sampler=S.chain(S.temperature(1.0)),
-                          max_tokens=512)
-    ok = sum(c.bars_ok and c.complete for c in map(check_tokens, (t.tokens for t in tunes)))
-    low, high = wilson(ok, len(tunes))
+    bars = bar_share(sample(model, range(100, 120)))
     cfg = model.config
     return {"model": path, "clock_input": cfg.bar_clock, "clock_head": cfg.clock_head,
             "calibration_epochs": len(model.info.get("calibration", [])),
             "parameters": model.num_parameters,
             "valid_nats": round(evaluate(model, data.load("valid")), 4),
-            "samples": len(tunes), "share_bars_complete": round(ok / len(tunes), 4),
-            "share_bars_complete_95ci": [round(low, 4), round(high, 4)]}
+            "samples": bars["samples"], "share_bars_complete": bars["share"],
+            "share_bars_complete_95ci": bars["ci95"]}
 
 
 def main(paths: list[str]) -> list[dict]:

@@ -54,6 +54,23 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return mid - half, mid + half
 
 
+def sample(model, seeds: range, chain=None) -> list:
+    """50 tunes per seed, temperature 1.0 and no truncation unless ``chain`` says otherwise."""
+    tunes = []
+    for seed in seeds:
+        tunes += generate(model, n=50, seed=seed, max_tokens=512,
+                          sampler=chain or S.chain(S.temperature(1.0)))
+    return tunes
+
+
+def bar_share(tunes: list) -> dict:
+    """The share of tunes that end and have every bar complete, with its Wilson interval."""
+    ok = sum(c.bars_ok and c.complete for c in map(check_tokens, (t.tokens for t in tunes)))
+    low, high = wilson(ok, len(tunes))
+    return {"samples": len(tunes), "share": round(ok / len(tunes), 4),
+            "ci95": [round(low, 4), round(high, 4)]}
+
+
 def main() -> dict:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     model = load_model()
@@ -71,18 +88,12 @@ def main() -> dict:
         res[f"ngram5_{name}_perplexity"] = round(math.exp(ce), 3)
     res["ngram_seconds"] = round(time.perf_counter() - t0, 1)
 
-    tunes = []
-    for seed in range(4):
-        tunes += generate(model, n=50, seed=seed, sampler=S.chain(S.temperature(1.0)),
-                          max_tokens=512)
+    tunes = sample(model, range(4))
     checks = [check_tokens(t.tokens) for t in tunes]
     bars = [c.bars_ok and c.complete for c in checks]
     parsed = [parses(t.abc) for t in tunes]
     both = [a and b for a, b in zip(bars, parsed, strict=True)]
-    constrained = []
-    for seed in range(4):
-        constrained += generate(model, n=50, seed=seed, max_tokens=512,
-                                sampler=S.chain(MeterConstraint(), S.temperature(1.0)))
+    constrained = sample(model, range(4), S.chain(MeterConstraint(), S.temperature(1.0)))
     res.update({
         "samples": len(tunes), "sampler": "temperature 1.0, no truncation, seeds 0-3 x 50",
         "share_bars_complete": round(sum(bars) / len(tunes), 4),
@@ -95,15 +106,10 @@ def main() -> dict:
     })
     # 200 tunes measure a share to about ±3 points (95 %); 1,000 more (seeds 100..119) pin the
     # bar share down to about ±1.4, with its Wilson interval
-    more = []
-    for seed in range(100, 120):
-        more += generate(model, n=50, seed=seed, sampler=S.chain(S.temperature(1.0)),
-                         max_tokens=512)
-    ok = sum(c.bars_ok and c.complete for c in map(check_tokens, (t.tokens for t in more)))
-    low, high = wilson(ok, len(more))
-    res.update({"samples_large": len(more),
-                "share_bars_complete_large": round(ok / len(more), 4),
-                "share_bars_complete_large_95ci": [round(low, 4), round(high, 4)]})
+    large = bar_share(sample(model, range(100, 120)))
+    res.update({"samples_large": large["samples"],
+                "share_bars_complete_large": large["share"],
+                "share_bars_complete_large_95ci": large["ci95"]})
     for k, v in res.items():
         print(f"{k}: {v}")
     out = Path(__file__).parent / "results" / "quality.json"

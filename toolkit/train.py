@@ -217,8 +217,6 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
                        str(ckpt) + ".tmp")
             Path(str(ckpt) + ".tmp").replace(ckpt)
 
-    ignore = torch.tensor([0] + [model.stoi[u] for u in UNKNOWNS], device=device)
-    unk_ids = [model.stoi[u] for u in UNKNOWNS]
     t_start = time.perf_counter()
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
     if resume and out and history and (out / "folk_lstm.safetensors").exists():
@@ -227,38 +225,22 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
         best_state = load_file(str(out / "folk_lstm.safetensors"), device=str(device))
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
-        g = torch.Generator().manual_seed(seed * 1000 + epoch)
         model.train()
-        tot, cnt = 0.0, 0
-        it = enumerate(batches(train_ids, batch_size, g))
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=steps_per_epoch, initial=start_batch, desc=f"epoch {epoch + 1}",
-                       leave=False)
-        for b, x in it:
-            if b < start_batch:
-                continue  # already done before the interruption
-            step = epoch * steps_per_epoch + b
+
+        def set_lr(b: int, epoch: int = epoch) -> None:
             for group in opt.param_groups:
-                group["lr"] = lr_at(step)
-            x = _drop_conditioning(x, cond_drop, unk_ids, g).to(device)
-            loss, n = _loss(model, x, ignore)
-            opt.zero_grad(set_to_none=True)
-            (loss / max(n, 1)).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            tot, cnt = tot + loss.item(), cnt + n
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{tot / max(cnt, 1):.3f}")
+                group["lr"] = lr_at(epoch * steps_per_epoch + b)
+
+        def checkpoint(b: int, epoch: int = epoch) -> None:
             if ckpt and checkpoint_every and (b + 1) % checkpoint_every == 0:
                 save_checkpoint(epoch, b + 1)
-        if bar is not None:
-            bar.close()
+
+        train_loss = _epoch(model, opt, train_ids, batch_size, seed * 1000 + epoch, cond_drop,
+                            f"epoch {epoch + 1}", progress, first=start_batch, before=set_lr,
+                            after=checkpoint)
         start_batch = 0
         valid = evaluate(model, valid_records) if valid_records else float("nan")
-        entry = {"epoch": epoch + 1, "train_loss": round(tot / max(cnt, 1), 4),
+        entry = {"epoch": epoch + 1, "train_loss": round(train_loss, 4),
                  "valid_loss": round(valid, 4), "seconds": round(time.perf_counter() - t0, 1)}
         history.append(entry)
         if progress:
@@ -291,45 +273,68 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
     return model.eval(), history
 
 
+def _epoch(model: FolkLSTM, opt: torch.optim.Optimizer, train_ids: list[list[int]],
+           batch_size: int, seed: int, cond_drop: float, desc: str, progress: bool, *,
+           first: int = 0, before: Callable[[int], None] | None = None,
+           after: Callable[[int], None] | None = None, clip: bool = True) -> float:
+    """One pass over the training batches, shuffled by ``seed``; the mean loss (nats/token).
+
+    Batches before ``first`` are skipped (done before an interruption); ``before(b)`` runs
+    before batch ``b`` (the learning rate), ``after(b)`` after its step (checkpoints).  The
+    caller sets train or eval mode.
+    """
+    device = next(model.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    ignore = torch.tensor([0] + [model.stoi[u] for u in UNKNOWNS], device=device)
+    unk_ids = [model.stoi[u] for u in UNKNOWNS]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=math.ceil(len(train_ids) / batch_size), initial=first, desc=desc,
+                   leave=False)
+    tot, cnt = 0.0, 0
+    for b, x in enumerate(batches(train_ids, batch_size, g)):
+        if b < first:
+            continue
+        if before is not None:
+            before(b)
+        x = _drop_conditioning(x, cond_drop, unk_ids, g).to(device)
+        loss, n = _loss(model, x, ignore)
+        opt.zero_grad(set_to_none=True)
+        (loss / max(n, 1)).backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        tot, cnt = tot + loss.item(), cnt + n
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{tot / max(cnt, 1):.3f}")
+        if after is not None:
+            after(b)
+    if bar is not None:
+        bar.close()
+    return tot / max(cnt, 1)
+
+
 def _calibrate(model: FolkLSTM, train_ids: list[list[int]], valid_records: list[dict],
                epochs: int, lr: float, batch_size: int, cond_drop: float, seed: int,
                progress: bool) -> list[dict]:
     """Fit ``model.clock_bias`` alone with dropout off; keep the best epoch (or none)."""
-    device = next(model.parameters()).device
     frozen = [p for p in model.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
     weight = model.clock_bias.weight
     weight.requires_grad_(True)
     opt = torch.optim.Adam([weight], lr=lr)
-    ignore = torch.tensor([0] + [model.stoi[u] for u in UNKNOWNS], device=device)
-    unk_ids = [model.stoi[u] for u in UNKNOWNS]
     best, best_weight, log = evaluate(model, valid_records), weight.detach().clone(), []
     try:
         for epoch in range(epochs):
             t0 = time.perf_counter()
-            g = torch.Generator().manual_seed(seed * 1000 + 999 - epoch)
             model.eval()  # no dropout: the network as it generates
-            tot, cnt = 0.0, 0
-            bar = None
-            if progress:
-                from tqdm.auto import tqdm
-                bar = tqdm(total=math.ceil(len(train_ids) / batch_size), leave=False,
-                           desc=f"calibrate {epoch + 1}")
-            for x in batches(train_ids, batch_size, g):
-                x = _drop_conditioning(x, cond_drop, unk_ids, g).to(device)
-                loss, n = _loss(model, x, ignore)
-                opt.zero_grad(set_to_none=True)
-                (loss / max(n, 1)).backward()
-                opt.step()
-                tot, cnt = tot + loss.item(), cnt + n
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{tot / max(cnt, 1):.3f}")
-            if bar is not None:
-                bar.close()
+            train_loss = _epoch(model, opt, train_ids, batch_size, seed * 1000 + 999 - epoch,
+                                cond_drop, f"calibrate {epoch + 1}", progress, clip=False)
             valid = evaluate(model, valid_records)
-            entry = {"epoch": epoch + 1, "train_loss": round(tot / max(cnt, 1), 4),
+            entry = {"epoch": epoch + 1, "train_loss": round(train_loss, 4),
                      "valid_loss": round(valid, 4), "seconds": round(time.perf_counter() - t0, 1)}
             log.append(entry)
             if progress:
