@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from toolkit import data, load_model
-from toolkit.metrics import Memorisation, check_tokens, tune_metrics
-from toolkit.sweep import sweep
+from toolkit.measure.metrics import Memorisation, check_tokens, tune_metrics
+from toolkit.measure.sweep import sweep
 
 
 def main() -> dict:

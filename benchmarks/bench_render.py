@@ -33,7 +33,7 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from toolkit import audio, render  # noqa: E402
-from toolkit.tune import Tune  # noqa: E402
+from toolkit.music.tune import Tune  # noqa: E402
 
 REEL = (Path(__file__).parent / "data" / "reel_32_bars.abc").read_text()  # 32 bars, 2 endings
 # the same tune with a grace note and a chord: verovio's ABC reader cannot take it

@@ -3,7 +3,7 @@
 The headline figure is one call of ``chain.sample(logits, generator)`` for the chain
 temperature(1.2) → top_k(40) → top_p(0.9) → draw: the work the sampler adds to every generated
 token. It is measured for batch 1 (one tune, the notebook case) and batch 64 (a sweep), both
-bare and inside ``torch.inference_mode()`` (how ``toolkit.generation`` runs it). Then every
+bare and inside ``torch.inference_mode()`` (how ``toolkit.lm.generation`` runs it). Then every
 stage and every other step on its own, batch 1, to show where the time goes.
 
 Run:  .venv/bin/python benchmarks/bench_sampling.py     (under a minute; 2 threads)

@@ -1,4 +1,4 @@
-"""Cost of one slider move in the distribution apps (toolkit.widgets), in the kernel.
+"""Cost of one slider move in the distribution apps (toolkit.lessons.widgets), in the kernel.
 
     python benchmarks/bench_widgets.py [--n 100]
 
@@ -37,9 +37,10 @@ from matplotlib.backends.backend_webagg_core import (  # noqa: E402
 
 from toolkit import load_model  # noqa: E402
 from toolkit import widgets as W  # noqa: E402
-from toolkit.abc import encode, split_tunes  # noqa: E402
+from toolkit.lm.data import TOY_PATH  # noqa: E402
+from toolkit.music.tokens import encode, split_tunes  # noqa: E402
 
-TOY = os.path.join(os.path.dirname(os.path.abspath(W.__file__)), "data", "toy.abc")
+TOY = str(TOY_PATH)
 
 
 def jig_prefix() -> list[str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from toolkit import data, load_model
-from toolkit.train import evaluate
+from toolkit.lm.train import evaluate
 
 sys.path.insert(0, str(Path(__file__).parent))
 from quality import bar_share, sample  # noqa: E402

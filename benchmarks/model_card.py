@@ -87,7 +87,7 @@ def main() -> None:
         f"**{q['share_bars_complete']:.1%} have every bar as long as the meter** (pickups and "
         f"section ends may be short), **{q['share_parse_and_bars']:.1%} both**; "
         f"{q['share_fully_valid']:.1%} are fully valid (repeats and endings balanced too). "
-        f"With the meter constraint (`toolkit.constraints`) the same seeds give "
+        f"With the meter constraint (`toolkit.lm.sampling.constraints`) the same seeds give "
         f"{q['share_bars_complete_with_meter_constraint']:.1%} complete bars.",
         *([f"On {q['samples_large']:,} more tunes (other seeds) "
            f"{q['share_bars_complete_large']:.1%} have every bar complete (95 % interval "

@@ -3,12 +3,12 @@
     python benchmarks/quality.py   # a few minutes; writes benchmarks/results/quality.json
 
 * cross-entropy (nats/token) and perplexity on the valid and test splits, LSTM vs a 5-gram with
-  interpolated absolute discounting (toolkit.ngram), scored on the same tokens;
+  interpolated absolute discounting (toolkit.lm.ngram), scored on the same tokens;
 * 200 tunes sampled at temperature 1.0 with no truncation (seeds 0..3, 50 tunes each): the share
   that parse in music21 and the share whose every bar is as long as the meter says (the token
-  checker in toolkit.metrics, which follows the tune's own bar lines; pickups and the last bar of a
-  section may be short), both together, and fully valid (repeats balanced too); the same 200
-  seeds with the meter constraint (toolkit.constraints) for comparison;
+  checker in toolkit.measure.metrics, which follows the tune's own bar lines; pickups and the last
+  bar of a section may be short), both together, and fully valid (repeats balanced too); the same
+  200 seeds with the meter constraint (toolkit.lm.sampling.constraints) for comparison;
 * the bar share again on 1,000 more tunes (seeds 100..119), with its 95 % Wilson interval, since
   200 tunes alone leave about ±3 points of sampling noise.
 """
@@ -26,10 +26,10 @@ import torch
 
 from toolkit import data, generate, load_model
 from toolkit import sampling as S
-from toolkit.constraints import MeterConstraint
-from toolkit.metrics import check_tokens
-from toolkit.ngram import NGram
-from toolkit.train import evaluate
+from toolkit.lm.ngram import NGram
+from toolkit.lm.sampling.constraints import MeterConstraint
+from toolkit.lm.train import evaluate
+from toolkit.measure.metrics import check_tokens
 
 UNKNOWN = {"M:?", "K:?", "S:?"}
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from toolkit import data, load_model
-from toolkit.metrics import Memorisation
-from toolkit.sweep import corpus_reference, sweep
+from toolkit.measure.metrics import Memorisation
+from toolkit.measure.sweep import corpus_reference, sweep
 
 TEMPERATURES = [0.5, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0]
 TRUNCATIONS = {"none": {}, "top-p 0.9": {"top_p": 0.9}, "min-p 0.1": {"min_p": 0.1}}

@@ -57,7 +57,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from toolkit import abc, data  # noqa: E402
+from toolkit import data  # noqa: E402
+from toolkit.music import tokens as abc  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "roundtrip.json"
 Note = tuple[int | None, Fraction]  # (MIDI pitch, or None for a rest; quarter notes)

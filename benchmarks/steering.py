@@ -22,7 +22,12 @@ from pathlib import Path
 import torch
 
 from toolkit import data, load_model
-from toolkit.steering import StyleClassifier, markdown_table, measure_constraint, measure_guidance
+from toolkit.measure.steering import (
+    StyleClassifier,
+    markdown_table,
+    measure_constraint,
+    measure_guidance,
+)
 
 SCALES = [0, 1, 2, 3, 5]
 N_PER_STYLE = 32

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from toolkit import audio
-from toolkit.tune import Note, Tune
+from toolkit.music.reader import Note
+from toolkit.music.tune import Tune
 
 JIG = """X:1
 T:Jig

@@ -14,8 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toolkit.abc import events, is_duration, is_pitch
-from toolkit.barclock import (
+from toolkit.lm.barclock import (
     FILLED_MAX,
     N_FEATURES,
     ROOM_BASE,
@@ -25,7 +24,8 @@ from toolkit.barclock import (
     advance,
     feature,
 )
-from toolkit.model import FolkLSTM, ModelConfig
+from toolkit.lm.model import FolkLSTM, ModelConfig
+from toolkit.music.tokens import events, is_duration, is_pitch
 
 BODY_TOKENS = ["C", "D", "G", "a", "z", "/2", "/4", "2", "3", "3/2", "4", ">", "<", "(3", "(2",
                "-", "|", "||", ":|", "|:", "[1", "[2"]

@@ -9,8 +9,8 @@ import torch
 
 from toolkit import generate, load_model
 from toolkit import sampling as S
-from toolkit.constraints import BarState, MeterConstraint
-from toolkit.metrics import check_tokens
+from toolkit.lm.sampling.constraints import BarState, MeterConstraint
+from toolkit.measure.metrics import check_tokens
 
 VOCAB = ["<pad>", "<s>", "</s>", "M:6/8", "K:maj", "S:?", "G", "A", "z", "2", "3", "4", "6",
          "/2", ">", "|", ":|", "|:", "-", "(3", "[1"]

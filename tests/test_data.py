@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from toolkit import abc, data
-from toolkit.metrics import check_tokens
+from toolkit import data
+from toolkit.measure.metrics import check_tokens
+from toolkit.music import tokens as abc
 
 
 @pytest.fixture(scope="module")

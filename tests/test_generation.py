@@ -10,9 +10,9 @@ import torch
 
 from toolkit import generate, load_model
 from toolkit import sampling as S
-from toolkit.abc import EOS, ABCSyntaxError, UnknownTokenError, decode, encode_fragment
 from toolkit.cli import main as cli
-from toolkit.tune import Tune
+from toolkit.music.tokens import EOS, ABCSyntaxError, UnknownTokenError, decode, encode_fragment
+from toolkit.music.tune import Tune
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +123,44 @@ def test_guidance_changes_the_distribution(model):
     assert guided[0].settings["guidance"] == 3.0
 
 
+def test_both_guidance_routes_give_the_same_tokens(model):
+    """generate(guidance=s) is S.guidance(s) first in the chain: one formula, one home."""
+    chain = S.chain(S.temperature(1.1), S.top_p(0.95))
+    by_argument = generate(model, n=4, seed=5, style="irish", meter="6/8", guidance=2.5,
+                           sampler=chain, max_tokens=80)
+    by_step = generate(model, n=4, seed=5, style="irish", meter="6/8",
+                       sampler=S.chain(S.guidance(2.5), chain), max_tokens=80)
+    assert [t.tokens for t in by_argument] == [t.tokens for t in by_step]
+    unguided = generate(model, n=4, seed=5, style="irish", meter="6/8", sampler=chain,
+                        max_tokens=80)
+    assert [t.tokens for t in unguided] != [t.tokens for t in by_step]
+
+
+@pytest.mark.parametrize("route", ["argument", "step"])
+def test_guided_logits_are_uncond_plus_scale_times_the_difference(model, route):
+    """The first note's logits, as the chain sees them after guidance, against the formula
+    computed by hand from the model's two predictions (style given, style hidden)."""
+    seen = []
+
+    def spy(logits):
+        if not seen:
+            seen.append(logits.clone())
+        return logits
+
+    s = 3.0
+    kwargs = {"guidance": s, "sampler": S.chain(spy)} if route == "argument" else \
+        {"sampler": S.chain(S.guidance(s), spy)}
+    generate(model, n=1, seed=0, meter="6/8", mode="maj", style="irish", max_tokens=2, **kwargs)
+    cond = model.next_logits("M:6/8 K:maj S:irish").double()
+    uncond = model.next_logits("M:6/8 K:maj S:?").double()
+    expected = uncond + s * (cond - uncond)
+    alive = torch.isfinite(seen[0][0])
+    assert int(alive.sum()) > 5                          # header tokens etc. are masked
+    assert torch.allclose(seen[0][0][alive].double(), expected[alive], atol=1e-3)
+    wrong = cond + s * (cond - uncond)                   # the mutation this test must catch
+    assert not torch.allclose(seen[0][0][alive].double(), wrong[alive], atol=1e-3)
+
+
 def test_next_logits_is_the_models_distribution(model):
     logits = model.next_logits("M:6/8 K:maj S:irish |: G A")
     assert logits.shape == (model.vocab_size,)
@@ -145,15 +183,14 @@ def test_cli_generate_writes_tunes_and_run_json(tmp_path, capsys):
     assert (out / "tune_001.abc").read_text().startswith("X:")
 
 
-def test_cli_grid_logs_failures_without_stopping(tmp_path):
+def test_cli_grid_with_a_bad_setting_is_refused_before_anything_is_written(tmp_path, capsys):
     out = tmp_path / "grid"
     rc = cli(["generate", "--n", "2", "--temperature", "0.8,1.6", "--top-p", "0.9,1.5",
               "--seed", "1", "--max-tokens", "40", "--out", str(out)])
-    log = json.loads((out / "run.json").read_text())
-    assert len(log["runs"]) == 4
-    failed = [r for r in log["runs"] if "error" in r]
-    assert len(failed) == 2 and all("top_p" in r["error"] for r in failed)
-    assert log["failures"] == 2 and rc == 1
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "top_p" in err and "1.5" in err
+    assert not out.exists()
 
 
 def test_cli_rejects_a_bad_argument_with_one_line(capsys):
@@ -164,7 +201,7 @@ def test_cli_rejects_a_bad_argument_with_one_line(capsys):
 
 def test_a_model_that_knows_no_style_still_generates():
     """A tiny model trained on unlabelled tunes has no style values: the slot stays unknown."""
-    from toolkit.model import FolkLSTM, ModelConfig
+    from toolkit.lm.model import FolkLSTM, ModelConfig
 
     vocab = ["<pad>", "<s>", "</s>", "M:?", "K:?", "S:?", "M:6/8", "K:maj", "|", "C", "D", "2"]
     tiny = FolkLSTM(ModelConfig(vocab, emb=8, hidden=8, layers=1, bar_clock=True)).eval()

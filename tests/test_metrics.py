@@ -11,8 +11,8 @@ import pytest
 
 from toolkit import data, load_model
 from toolkit import metrics as M
-from toolkit.abc import encode
-from toolkit.sweep import search, summarise, sweep
+from toolkit.measure.sweep import search, summarise, sweep
+from toolkit.music.tokens import encode
 
 
 def tune(body: str, meter: str = "4/4", key: str = "C") -> list[str]:
@@ -111,10 +111,16 @@ def test_surprisal_from_logprobs():
     assert M.tune_surprisal([None, math.log(0.5), math.log(0.25)]) == pytest.approx(1.5)
 
 
-def test_corpus_validity_checker_is_fast_enough_to_sweep():
-    recs = data.load("valid")
-    rows = [M.tune_metrics(r["tokens"]) for r in recs[:50]]
-    assert all(r["valid"] for r in rows)  # every kept corpus tune passes, by construction
+def test_tune_metrics_valid_flag_is_the_checkers_verdict():
+    """A sweep's "valid" column says what check_tokens says, for good tunes and broken ones."""
+    recs = data.load("valid")[:50]
+    for r in recs:
+        assert M.tune_metrics(r["tokens"])["valid"] == M.check_tokens(r["tokens"]).ok
+    toks = list(recs[0]["tokens"])
+    first_bar = next(i for i, t in enumerate(toks) if t == "|" and i > 6)
+    broken = toks[:first_bar] + ["c", "4"] + toks[first_bar:]   # one bar made too long
+    assert not M.check_tokens(broken).ok
+    assert M.tune_metrics(broken)["valid"] is False
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,7 +174,7 @@ def test_two_stage_search_refines_around_the_best(model):
 
 def test_bad_bars_are_numbered_from_the_first_bar_with_notes():
     """A leading repeat sign opens bar 1; it is not a bar of its own."""
-    from toolkit.reference import check_abc_music21
+    from toolkit.measure.reference import check_abc_music21
 
     toks = ["<s>", "M:2/4", "K:maj", "S:?", "|:", "C", "D", "E", "F", "|", "G", "6", "|",
             "C", "4", ":|", "</s>"]

@@ -1,4 +1,4 @@
-"""toolkit.plots: what a student sees, and that updates move the same artists in place."""
+"""toolkit.lessons.plots: what a student sees, and that updates move the same artists in place."""
 
 from __future__ import annotations
 

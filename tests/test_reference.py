@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from toolkit import data, generate, load_model
-from toolkit.metrics import check_tokens
-from toolkit.reference import check_abc_music21, cross_check
+from toolkit.measure.metrics import check_tokens
+from toolkit.measure.reference import check_abc_music21, cross_check
 
 
 def abc_text(body: str, meter: str = "4/4") -> str:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from toolkit import render
-from toolkit.tune import ABCError, Tune
+from toolkit.music.reader import ABCError
+from toolkit.music.tune import Tune
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,7 +79,7 @@ def test_the_same_tune_gives_the_same_svg_bytes():
 @pytest.mark.parametrize("abc", [FIXED, "X:1\nT:Rich\nM:3/4\nL:1/8\nK:G\n{A}B2 [GBd]2 c2|d6|]"],
                          ids=["verovio-abc", "music21-musicxml"])
 def test_the_same_svg_bytes_from_fresh_processes_seconds_apart(abc):
-    script = ("import sys; from toolkit.tune import Tune; "
+    script = ("import sys; from toolkit.music.tune import Tune; "
               "sys.stdout.write(Tune.from_abc(sys.stdin.read()).svg())")
     runs = []
     for _ in range(2):

@@ -1,8 +1,9 @@
-"""Unit tests of toolkit.sampling: what a student, a teacher and the generator rely on."""
+"""Unit tests of toolkit.lm.sampling: what a student, a teacher and the generator rely on."""
 
 from __future__ import annotations
 
 import doctest
+import inspect
 import math
 
 import numpy as np
@@ -32,33 +33,34 @@ def kept(x: torch.Tensor) -> list[list[int]]:
 
 def test_docstring_examples_run():
     """Every class docstring carries a tiny example; they must stay true."""
-    result = doctest.testmod(S, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 20
-    assert result.failed == 0
+    attempted = 0
+    import importlib
+
+    for name in ("", ".base", ".steps", ".schedules", ".user_steps", ".chains", ".constraints"):
+        module = importlib.import_module("toolkit.lm.sampling" + name)
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0, module.__name__
+        attempted += result.attempted
+    assert attempted > 20
 
 
 # ---------------------------------------------------------------------------- API and repr
 
-def test_factories_return_their_classes():
-    assert isinstance(S.temperature(1.2), S.Temperature)
-    assert isinstance(S.top_k(40), S.TopK)
-    assert isinstance(S.top_p(0.9), S.TopP)
-    assert isinstance(S.min_p(0.1), S.MinP)
-    assert isinstance(S.typical_p(0.9), S.TypicalP)
-    assert isinstance(S.epsilon(3e-4), S.Epsilon)
-    assert isinstance(S.eta(3e-4), S.Eta)
-    assert isinstance(S.mirostat(3.0, 0.1), S.Mirostat)
-    assert isinstance(S.repetition_penalty(1.2), S.RepetitionPenalty)
-    assert isinstance(S.no_repeat_ngram(4), S.NoRepeatNGram)
-    assert isinstance(S.guidance(1.5), S.Guidance)
-    assert isinstance(S.custom(lambda x: x), S.Custom)
-    assert isinstance(S.temperature_by_step([1.0]), S.StepTemperature)
-    assert isinstance(S.temperature_by_bar([1.0]), S.BarTemperature)
-    assert isinstance(S.temperature_by_section([(0, 4, 0.5)]), S.SectionTemperature)
-    assert isinstance(S.temperature_schedule(lambda step, bar: 1.0), S.TemperatureSchedule)
-    assert isinstance(S.dynamic_temperature(), S.DynamicTemperature)
-    assert isinstance(S.creativity(0.5), S.Creativity)
-    assert isinstance(S.chain(), S.Chain)
+def test_factories_take_their_classes_parameter_names():
+    """S.min_p(min_p=0.1) is MinP(min_p=0.1): a factory's keywords are its class's, so a student
+    who reads the class docstring can call the factory with the same names."""
+    pairs = {S.temperature: S.Temperature, S.top_k: S.TopK, S.top_p: S.TopP, S.min_p: S.MinP,
+             S.typical_p: S.TypicalP, S.epsilon: S.Epsilon, S.eta: S.Eta,
+             S.mirostat: S.Mirostat, S.repetition_penalty: S.RepetitionPenalty,
+             S.no_repeat_ngram: S.NoRepeatNGram, S.guidance: S.Guidance,
+             S.dynamic_temperature: S.DynamicTemperature, S.creativity: S.Creativity}
+    for factory, cls in pairs.items():
+        made = list(inspect.signature(factory).parameters)
+        wanted = list(inspect.signature(cls.__init__).parameters)[1:]
+        assert made == wanted, f"S.{factory.__name__}{made} != {cls.__name__}{wanted}"
+    assert S.min_p(min_p=0.1).min_p == 0.1
+    assert S.eta(epsilon=3e-4).epsilon == 3e-4
+    assert S.temperature(temperature=0.7).temperature == 0.7
     assert set(S.__all__) <= set(dir(S))
 
 

@@ -10,15 +10,15 @@ import torch
 
 from toolkit import generate, load_model
 from toolkit import sampling as S
-from toolkit.shaping import (
+from toolkit.lessons.shaping import (
     ScheduleExplorer,
     plot_temperature_trace,
     schedule_chain,
     section_surprisal,
     trace_temperature,
 )
-from toolkit.steering import (
-    SteeringStudio,
+from toolkit.lessons.steering_studio import SteeringStudio
+from toolkit.measure.steering import (
     StyleClassifier,
     markdown_table,
     measure_constraint,

@@ -11,7 +11,8 @@ import pytest
 from toolkit import generate, load_model
 from toolkit import sampling as S
 from toolkit import studio as st
-from toolkit.tune import Tune
+from toolkit.music import tokens as T
+from toolkit.music.tune import Tune
 
 SHORT = {"max_tokens": 48}
 
@@ -66,10 +67,12 @@ def test_new_tune_is_generate_with_the_same_seed(model):
 
 
 def test_token_labels_follow_the_display_key(model):
-    assert st.token_labels(["C", "G", "c", "^F", "2", "/2", "</s>", "z"], key="D", mode="maj") \
+    assert T.token_labels(["C", "G", "c", "^F", "2", "/2", "</s>", "z"], key="D", mode="maj") \
         == ["D", "A", "d", "^G", "×2", "×½", "end", "rest"]
-    labels = st.token_labels(model.vocab)
+    tune = generate(model, n=1, seed=3, mode="min", key="E", max_tokens=20)[0]
+    labels = tune.token_labels(model.vocab)
     assert len(labels) == len(model.vocab)
+    assert labels[model.vocab.index("C")] == "E"            # the tonic, shown in the tune's key
 
 
 def test_recording_replays_every_draw(model):

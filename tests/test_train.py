@@ -8,8 +8,8 @@ import torch
 
 from toolkit import data, load_model
 from toolkit.cli import main as cli
-from toolkit.ngram import NGram
-from toolkit.train import evaluate, train_model
+from toolkit.lm.ngram import NGram
+from toolkit.lm.train import evaluate, train_model
 
 
 def test_training_on_the_toy_set_lowers_validation_loss_and_resumes(tmp_path):

@@ -16,8 +16,8 @@ import torch  # noqa: E402
 
 from toolkit import data, load_model, plots  # noqa: E402
 from toolkit import training_view as TV  # noqa: E402
-from toolkit.abc import BARS, EOS, split_tunes  # noqa: E402
-from toolkit.train import evaluate, new_model, train_model  # noqa: E402
+from toolkit.lm.train import evaluate, new_model, train_model  # noqa: E402
+from toolkit.music.tokens import BARS, EOS, split_tunes  # noqa: E402
 
 TINY = dict(emb=16, hidden=48, layers=1, dropout=0.0)
 FAST = dict(batch_size=8, lr=1e-2, progress=False, seed=1)

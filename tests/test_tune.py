@@ -10,16 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from toolkit.tune import (
-    EXPORT_FORMATS,
-    ABCError,
-    Note,
-    Tune,
-    parse_abc,
-    performance,
-    play_order,
-    tempo_qpm,
-)
+from toolkit.music.reader import ABCError, Note, parse_abc, performance, play_order, tempo_qpm
+from toolkit.music.tune import EXPORT_FORMATS, Tune
 
 KESH = """X:1
 T:The Kesh

@@ -1,4 +1,4 @@
-"""toolkit.widgets: drive the slider apps from code, without a browser (Agg backend)."""
+"""toolkit.lessons.widgets: drive the slider apps from code, without a browser (Agg backend)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import torch  # noqa: E402
 from toolkit import load_model, plots  # noqa: E402
 from toolkit import sampling as S  # noqa: E402
 from toolkit import widgets as W  # noqa: E402
-from toolkit.abc import encode, split_tunes  # noqa: E402
+from toolkit.music.tokens import encode, split_tunes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KEPT, CUT = plots.COLORS["kept"].lower(), plots.COLORS["cut"].lower()
@@ -232,24 +232,24 @@ def test_compare_orders_and_find_a_real_case_in_a_tune(model, jig):
 
 
 def test_logits_along_a_tune_match_next_logits(model, jig):
-    along = W.logits_along(model, jig[:30])
+    along = model.logits_along(jig[:30])
     assert along.shape == (30, len(model.vocab))
     for n in (1, 5, 20, 30):
         torch.testing.assert_close(along[n - 1], model.next_logits(jig[:n]), atol=1e-4,
                                    rtol=1e-4)
-    without_bos = W.logits_along(model, jig[1:20])               # <s> is added, as next_logits
+    without_bos = model.logits_along(jig[1:20])               # <s> is added, as next_logits
     torch.testing.assert_close(without_bos[-1], model.next_logits(jig[1:20]), atol=1e-4,
                                rtol=1e-4)
 
 
 def test_temperature_entropy():
     ts = [0.1, 0.5, 1.0, 2.0, 10.0]
-    h = W.temperature_entropy(TOY_LOGITS, ts)
+    h = S.temperature_entropy(TOY_LOGITS, ts)
     assert list(h) == sorted(h) and 0 <= h[0] and h[-1] < math.log2(6)
     one = S.explain(TOY_LOGITS, S.chain(S.temperature(2.0)), seed=0).stages[-1].entropy_bits
     assert h[3] == pytest.approx(one)
     with pytest.raises(ValueError, match="> 0"):
-        W.temperature_entropy(TOY_LOGITS, [0.0, 1.0])
+        S.temperature_entropy(TOY_LOGITS, [0.0, 1.0])
 
 
 # --------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from toolkit import generate, load_model, plots  # noqa: E402
 from toolkit import sampling as S  # noqa: E402
 from toolkit import studio as st  # noqa: E402
 from toolkit import widgets as W  # noqa: E402
-from toolkit.metrics import notes_of  # noqa: E402
+from toolkit.measure.metrics import notes_of  # noqa: E402
 
 NEG_INF = float("-inf")
 SHORT = {"max_tokens": 40, "meter": "6/8", "mode": "maj"}

@@ -1,55 +1,271 @@
-"""Command line: ``python -m toolkit <command> ...``.
+"""Command line: ``python -m toolkit <command> ...`` (also installed as ``folk-sampler``).
 
-Each command is a small function that parses its own arguments and calls the public API.
+Each command is a small function that checks its arguments, then calls the public API. Every
+failure a user can cause -- a bad setting, a path that cannot be written -- is one line on stderr
+and a non-zero exit code, and settings are checked before anything is created on disk.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
+import os
+import shutil
 import sys
+import time
+from pathlib import Path
 
+from toolkit.music.tune import EXPORT_FORMATS
+
+PROG = "python -m toolkit"
+
+
+# ---------------------------------------------------------------------------------------------
+# build-data
 
 def _build_data(args: argparse.Namespace) -> int:
-    from toolkit import data
+    from toolkit.lm import data
 
     data.build(out_dir=args.out, verbose=True)
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
-    from toolkit import train
+# ---------------------------------------------------------------------------------------------
+# train
 
-    train.main(args)
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="corpus",
+                   help="'corpus' (music21's folk tunes), 'toy', or ABC files/folders")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--emb", type=int, default=128)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--no-bar-clock", dest="bar_clock", action="store_false",
+                   help="do not give the model the bar clock (how full the bar is) as input")
+    p.add_argument("--no-clock-head", dest="clock_head", action="store_false",
+                   help="do not let the bar clock bias the output logits directly")
+    p.add_argument("--cond-drop", type=float, default=0.15)
+    p.add_argument("--calibrate-epochs", type=int, default=2,
+                   help="epochs fitting the clock head's bias alone, dropout off, at the end")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/folk", help="run folder (checkpoints, best weights)")
+    p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--checkpoint-every", type=int, default=200)
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="stop after this many epochs, keeping the schedule of --epochs")
+    p.add_argument("--export", action="store_true",
+                   help="copy the best weights into toolkit/weights/ (the shipped model)")
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from toolkit.lm.model import WEIGHTS_DIR, save_model
+    from toolkit.lm.train import records_for, train_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    train, valid, vocab = records_for(args.data)
+    command = f"{PROG} train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else ""
+    model, history = train_model(
+        train, valid, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, emb=args.emb,
+        hidden=args.hidden, layers=args.layers, dropout=args.dropout, bar_clock=args.bar_clock,
+        clock_head=args.clock_head, calibrate_epochs=args.calibrate_epochs,
+        cond_drop=args.cond_drop,
+        seed=args.seed, vocab=vocab, out_dir=args.out, resume=args.resume, device=args.device,
+        checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
+        stop_after=args.stop_after)
+    model.info.update({"data": args.data, "command": command, "seed": args.seed,
+                       "parameters": model.num_parameters, "device": args.device or "auto",
+                       "threads": torch.get_num_threads()})
+    path = save_model(model.cpu(), args.out, info=model.info)
+    losses = [h["valid_loss"] for h in history + model.info.get("calibration", [])]
+    print(f"best weights: {path}  (valid loss {min(losses):.4f})")
+    if args.export:
+        WEIGHTS_DIR.mkdir(exist_ok=True)
+        for suffix in (".safetensors", ".json"):
+            shutil.copy(path.with_suffix(suffix), WEIGHTS_DIR / ("folk_lstm" + suffix))
+        print(f"exported to {WEIGHTS_DIR}")
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# generate
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",")]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",")]
+
+
+def add_generate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--n", type=int, default=8, help="tunes per setting")
+    p.add_argument("--temperature", type=_floats, default=[1.0], help="e.g. 1.1 or 0.8,1.2,1.6")
+    p.add_argument("--top-k", type=_ints, default=[0])
+    p.add_argument("--top-p", type=_floats, default=[1.0])
+    p.add_argument("--min-p", type=_floats, default=[0.0])
+    p.add_argument("--seed", type=_ints, default=[1], help="one or more seeds, e.g. 1,2,3")
+    p.add_argument("--meter", default=None)
+    p.add_argument("--mode", default=None)
+    p.add_argument("--style", default=None)
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
+    p.add_argument("--prime", default=None, help="the tune's opening, ABC in --key")
+    p.add_argument("--meter-constraint", action="store_true",
+                   help="forbid notes that overfill a bar (toolkit.lm.sampling.constraints)")
+    p.add_argument("--key", default="D", help="display key of the written tunes")
+    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--model", default=None, help="weights file or run folder")
+    p.add_argument("--formats", default="abc", help="comma list of " + ",".join(EXPORT_FORMATS))
+    p.add_argument("--out", default="out", help="output folder")
+    p.add_argument("--restart", action="store_true",
+                   help="start again in --out instead of resuming the tunes already logged there")
+
+
+def _plan(args: argparse.Namespace, model) -> list[dict]:
+    """Every setting of the grid, checked (chain, n, meter, style, key, ...) before anything is
+    written: one ValueError names the first bad one."""
+    from toolkit.lm import sampling as S
+    from toolkit.lm.generation import _settings
+    from toolkit.lm.sampling.constraints import MeterConstraint
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    bad = [f for f in formats if f not in EXPORT_FORMATS]
+    if bad or not formats:
+        raise ValueError(f"--formats must be a comma list of {','.join(EXPORT_FORMATS)}, "
+                         f"got {args.formats!r}")
+    grid = list(itertools.product(args.temperature, args.top_k, args.top_p, args.min_p, args.seed))
+    plan = []
+    for temp, k, p, mp, seed in grid:
+        chain = S.temperature_first(temperature=temp, top_k=k, top_p=p, min_p=mp)
+        if args.meter_constraint:
+            chain = S.chain(MeterConstraint(), chain)
+        _settings(model, args.n, seed, args.meter, args.mode, args.style, args.prime,
+                  args.max_tokens, chain, None, args.guidance, args.key, True)
+        name = f"T{temp}_k{k}_p{p}_minp{mp}_seed{seed}" if len(grid) > 1 else ""
+        plan.append({"name": name, "chain": chain, "temperature": temp, "top_k": k, "top_p": p,
+                     "min_p": mp, "seed": seed, "formats": formats})
+    return plan
+
+
+def _out_folder(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {path!r} is a file; give a folder (it is made if missing)")
+    out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise PermissionError(f"--out {path!r}: the folder cannot be written")
+    return out
+
+
+def _logged(log: Path) -> dict[tuple[str, int], dict]:
+    """The tunes a previous run wrote completely, by (setting, tune): a rerun skips them."""
+    done = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            try:
+                row = json.loads(line)
+                done[(row["setting"], row["tune"])] = row
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut off by Ctrl-C: that tune is written again
+    return done
+
+
 def _generate(args: argparse.Namespace) -> int:
-    from toolkit import generation
+    from toolkit.lm.generation import generate
+    from toolkit.lm.model import load_model
+    from toolkit.music.check import check_tokens
 
-    return generation.cli_main(args)
+    model = load_model(args.model)
+    plan = _plan(args, model)                     # every setting checked before anything exists
+    out = _out_folder(args.out)
+    log = out / "tunes.jsonl"
+    if args.restart and log.exists():
+        log.unlink()
+    done = _logged(log)
+    common = {"n": args.n, "meter": args.meter, "mode": args.mode, "style": args.style,
+              "guidance": args.guidance, "prime": args.prime, "key": args.key,
+              "max_tokens": args.max_tokens, "meter_constraint": args.meter_constraint}
+    head = {"model": model.info.get("id", "folk_lstm"), "command": " ".join(sys.argv),
+            "log": log.name}
+    (out / "run.json").write_text(json.dumps({**head, "status": "running", "runs": []}, indent=1))
+    runs, failures, resumed = [], 0, 0
+    with log.open("a") as logfile:
+        for s in plan:
+            t0 = time.perf_counter()
+            folder = out / s["name"] if s["name"] else out
+            run = {k: s[k] for k in ("temperature", "top_k", "top_p", "min_p", "seed", "formats")}
+            run.update(common, sampler=repr(s["chain"]))
+            try:
+                tunes = generate(model, n=args.n, seed=s["seed"], meter=args.meter,
+                                 mode=args.mode, style=args.style, prime=args.prime,
+                                 max_tokens=args.max_tokens, sampler=s["chain"],
+                                 guidance=args.guidance, key=args.key)
+                files, validity = [], []
+                for i, tune in enumerate(tunes, start=1):
+                    row = done.get((s["name"], i))
+                    if row is None:
+                        v = check_tokens(tune.tokens)
+                        saved = tune.save(folder, formats=s["formats"], stem=f"tune_{i:03d}")
+                        row = {"setting": s["name"], "tune": i, "files": [str(f) for f in saved],
+                               "valid": v.ok, "problems": v.problems}
+                        logfile.write(json.dumps(row) + "\n")
+                        logfile.flush()
+                    else:
+                        resumed += 1
+                    files += row["files"]
+                    validity.append({"tune": i, "valid": row["valid"],
+                                     "problems": row["problems"]})
+                run.update(files=files, validity=validity,
+                           valid_share=sum(v["valid"] for v in validity) / len(validity))
+                status = f"{run['valid_share']:.0%} valid"
+            except ValueError as err:  # a setting that fails is logged, not fatal, in a sweep
+                if len(plan) == 1:
+                    raise
+                failures += 1
+                run["error"] = status = f"{type(err).__name__}: {err}"
+            run["seconds"] = round(time.perf_counter() - t0, 3)
+            runs.append(run)
+            print(f"{s['name'] or 'run'}: {args.n} tunes in {run['seconds']:.2f} s, {status}",
+                  file=sys.stderr)
+    (out / "run.json").write_text(json.dumps({**head, "status": "done", "runs": runs,
+                                              "failures": failures, "resumed": resumed},
+                                             indent=1))
+    if resumed:
+        print(f"resumed: {resumed} tune(s) were already written (--restart writes them again)",
+              file=sys.stderr)
+    print(f"wrote {out / 'run.json'}")
+    return 0 if failures == 0 else 1
 
+
+# ---------------------------------------------------------------------------------------------
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m toolkit",
+        prog=Path(sys.argv[0]).name if Path(sys.argv[0]).name == "folk-sampler" else PROG,
         description="Folk Sampler: a small LSTM writes folk tunes in ABC; "
                     "you choose how it samples.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("build-data", help="build the tokenised dataset from music21's ABC corpus")
-    p.add_argument("--out", default=None, help="cache directory (default: datasets/cache)")
+    p.add_argument("--out", default=None, help="cache directory (default: the user cache)")
     p.set_defaults(func=_build_data)
 
     p = sub.add_parser("train", help="train the LSTM (seeded, resumable, CPU or GPU)")
-    from toolkit.train import add_arguments as add_train_arguments
-
     add_train_arguments(p)
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("generate", help="generate tunes and write .abc files and run.json")
-    from toolkit.generation import add_arguments as add_generate_arguments
-
+    p = sub.add_parser("generate", help="generate tunes; write their files, run.json and a "
+                                        "tunes.jsonl log (a rerun resumes)")
     add_generate_arguments(p)
     p.set_defaults(func=_generate)
     return parser
@@ -66,6 +282,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # bad user input: one clear line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a path that cannot be read or written
+        print(f"error: {err.strerror or err}" + (f": {err.filename}" if err.filename else "")
+              if err.strerror else f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: the tunes written so far are logged; run the same command to resume",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -3,18 +3,18 @@
 In a notebook::
 
     from toolkit import load_model
-    from toolkit.studio import TuneStudio
+    from toolkit.lessons.studio import TuneStudio
     studio = TuneStudio(load_model())      # sliders, status line, score and play button
     studio                                 # shows the app in Jupyter (or Voilà)
     studio.seed.value = 5                  # the same as moving the seed slider
     studio.compare({"temperature": 0.7}, {"temperature": 1.5})   # same seed, side by side
 
-The module has three layers, as the guide asks:
+The module has three layers:
 
 * **data** -- :class:`Settings`, :func:`new_tune`, :func:`record` (a generation recorded step
-  by step), :class:`Recording`, :func:`observations`, :func:`summarize`, :func:`token_labels`,
+  by step), :class:`Recording`, :func:`observations`, :func:`summarize`,
   :func:`tune_html`. No widgets; usable from a script.
-* **plots** -- the pure functions of :mod:`toolkit.plots` (``plot_distribution``,
+* **plots** -- the pure functions of :mod:`toolkit.lessons.plots` (``plot_distribution``,
   ``plot_draw``), updated in place.
 * **widgets** -- :class:`TuneStudio`, :class:`StepThrough` and :class:`Comparison`, which only
   wire sliders to the two layers above. Every control is an attribute (``studio.temperature``,
@@ -33,24 +33,24 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-import io
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from toolkit import sampling as S
-from toolkit.abc import BARS, EOS, MODES, Key, decode, is_pitch, parse_key, transpose_pitch
-from toolkit.generation import generate
-from toolkit.tune import Tune
+from toolkit.lessons.views import FigureView, status_html
+from toolkit.lm import sampling as S
+from toolkit.lm.generation import generate
+from toolkit.lm.threads import one_thread
+from toolkit.music.tokens import BARS, decode, is_pitch
+from toolkit.music.tune import Tune
 
 __all__ = [
-    "Settings", "one_thread", "new_tune", "record", "Recording", "DrawStep", "token_labels",
+    "Settings", "new_tune", "record", "Recording", "DrawStep",
     "tune_html", "observations", "observations_html", "summarize", "Summary", "summary_table",
     "StepPlot", "plot_step",
     "TuneStudio", "StepThrough", "Comparison", "compare",
@@ -160,21 +160,6 @@ def _step_name(step: Any) -> str:
     return getattr(fn, "__name__", None) or repr(step)
 
 
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run the block with torch on one CPU thread, then restore the thread count.
-
-    One tune is a chain of tiny matrix-vector products: a second thread only adds
-    synchronisation, and costs several times the run time when the other core is busy.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def new_tune(model: Any, settings: Settings | Mapping[str, Any] | None = None,
              on_step: Callable[[dict], None] | None = None, sampler: Any = None) -> Tune:
     """Generate the one tune that ``settings`` describe (the same seed gives the same tune).
@@ -193,48 +178,6 @@ def new_tune(model: Any, settings: Settings | Mapping[str, Any] | None = None,
 # ---------------------------------------------------------------------------------------------
 # Token names in the key of the score
 # ---------------------------------------------------------------------------------------------
-
-_DURATION_NAMES = {"/2": "×½", "/4": "×¼", "3/2": "×1½", "3/4": "×¾"}
-_SPECIAL_NAMES = {EOS: "end", "z": "rest", "-": "tie", ">": ">", "<": "<", "(3": "triplet"}
-
-
-def token_labels(vocab: Sequence[str], tune: Tune | None = None, *, key: str | None = None,
-                 mode: str | None = None) -> list[str]:
-    """Names for the tokens as the score shows them: pitches in the tune's key, lengths as ×2.
-
-    The model writes every tune with the tonic C; the score shows it in ``key`` (the tune's
-    display key, default D). So that a bar labelled ``A`` is the A on the stave, pitch tokens
-    are moved to ``key`` in ``mode`` (both read from ``tune`` when given). Lengths become
-    ``×2``, ``×½``...; ``</s>`` is ``end``, ``z`` is ``rest``.
-
-    >>> token_labels(["C", "E", "2", "/2", "</s>", "z", "|"], key="D", mode="maj")
-    ['D', 'F', '×2', '×½', 'end', 'rest', '|']
-    """
-    if tune is not None:
-        key = key or tune.settings.get("key") or "D"
-        if mode is None and tune.tokens:
-            mode = next((t[2:] for t in tune.tokens[:4] if t.startswith("K:")), None)
-    key = key or "D"
-    mode = mode if mode in MODES else "maj"
-    src = Key("C", 0, mode)
-    dst = parse_key(key + mode)
-    steps = "CDEFGAB".index(dst.letter)
-    steps = steps - 7 if steps > 3 else steps  # the nearer way, as the score is written
-    out = []
-    for tok in vocab:
-        if is_pitch(tok):
-            try:
-                out.append(transpose_pitch(tok, src, dst, steps))
-            except ValueError:
-                out.append(tok)
-        elif tok in _SPECIAL_NAMES:
-            out.append(_SPECIAL_NAMES[tok])
-        elif tok[:1].isdigit() or tok.startswith("/"):
-            out.append(_DURATION_NAMES.get(tok, "×" + tok))
-        else:
-            out.append(tok)
-    return out
-
 
 # ---------------------------------------------------------------------------------------------
 # A generation recorded step by step
@@ -297,7 +240,7 @@ class Recording:
         self.settings = settings
         self.tune = tune
         self.vocab = list(model.vocab)
-        self.labels = token_labels(self.vocab, tune)
+        self.labels = tune.token_labels(self.vocab)
         self.prefix = sum(lp is None for lp in tune.logprobs or [])
         self._ids = model.token_ids(list(tune.tokens))           # (T,) the whole tune
         self._logits = logits
@@ -503,7 +446,7 @@ def observations(tune: Tune) -> dict[str, Any]:
       :func:`toolkit.metrics.check_tokens` pass (ends, bars, repeats);
     * ``reads``: the ABC text can be read (:attr:`toolkit.tune.Tune.parsed`).
     """
-    from toolkit.metrics import check_tokens
+    from toolkit.music.check import check_tokens
 
     tokens = tune.tokens or []
     logprobs = tune.logprobs or [None] * len(tokens)
@@ -643,14 +586,6 @@ def summary_table(summaries: Mapping[str, Mapping[str, float]]) -> str:
 # Widgets
 # ---------------------------------------------------------------------------------------------
 
-def _live_backend() -> bool:
-    """True under ``%matplotlib widget`` (ipympl): figures are then live canvas widgets."""
-    import matplotlib
-
-    backend = matplotlib.get_backend().lower()
-    return "ipympl" in backend or backend == "widget"
-
-
 # ---------------------------------------------------------------------------------------------
 # The step plot (pure: data in, artists out)
 # ---------------------------------------------------------------------------------------------
@@ -671,7 +606,7 @@ class StepPlot:
                  fig: Any = None, top: int = 12, figsize: tuple[float, float] = (12, 6.2)):
         import matplotlib as mpl
 
-        from toolkit import plots
+        from toolkit.lessons import plots
 
         self.top = top
         self.total = total
@@ -699,7 +634,7 @@ class StepPlot:
 
     def update(self, step: DrawStep, *, draw: bool = True) -> None:
         """Show another step: the same bars and slices, moved and relabelled."""
-        from toolkit import plots
+        from toolkit.lessons import plots
 
         bars = self.bars
         bars.tokens = self._shown(step)  # DistributionPlot keeps its tokens; a step has its own
@@ -734,51 +669,6 @@ def plot_step(step: DrawStep, labels: Sequence[str], *, total: int | None = None
 # Widgets
 # ---------------------------------------------------------------------------------------------
 
-class _FigureView:
-    """A figure a widget app can show and redraw: the ipympl canvas itself under
-    ``%matplotlib widget``, else a PNG in an ``ipywidgets.Image`` (JupyterLab, Voilà, tests).
-    Either way the figure is made once and its artists move in place."""
-
-    def __init__(self, figsize: tuple[float, float]):
-        import ipywidgets as widgets
-        import matplotlib as mpl
-        from matplotlib.figure import Figure
-
-        from toolkit import plots
-
-        self.live = _live_backend()
-        if self.live:
-            import matplotlib.pyplot as plt
-
-            with mpl.rc_context(plots.PROJECTOR_RC), plt.ioff():
-                self.fig = plt.figure(figsize=figsize, layout="constrained")
-            self.fig.canvas.header_visible = False
-            self.fig.canvas.toolbar_visible = False
-            self.widget = self.fig.canvas
-        else:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-            # no pyplot: the figure is never shown a second time by the inline backend
-            self.fig = Figure(figsize=figsize, dpi=80, layout="constrained")
-            FigureCanvasAgg(self.fig)
-            self.widget = widgets.Image(format="png",
-                                        layout=widgets.Layout(width="100%", max_width="960px"))
-
-    def refresh(self) -> None:
-        """Show the artists as they are now."""
-        if self.live:
-            self.fig.canvas.draw_idle()
-            return
-        from PIL import Image
-
-        canvas = self.fig.canvas
-        canvas.draw()
-        buf = io.BytesIO()  # fast PNG compression: a third quicker than savefig's, a bit larger
-        Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba()).save(
-            buf, format="png", compress_level=1)
-        self.widget.value = buf.getvalue()
-
-
 class StepThrough:
     """Step through one recorded tune: the distribution at every note, the draw, the score.
 
@@ -805,7 +695,7 @@ class StepThrough:
         self.next = widgets.Button(description="Next ▶", layout={"width": "120px"})
         self.info = widgets.HTML()
         self.score = widgets.HTML()
-        self.view = _FigureView((12, 6.2))
+        self.view = FigureView((12, 6.2))
         self.widget = widgets.VBox([widgets.HBox([self.previous, self.step, self.next]),
                                     self.info, self.view.widget, self.score])
         self.previous.on_click(lambda _: self._move(-1))
@@ -858,7 +748,7 @@ class StepThrough:
         """The plot now shown, as PNG bytes."""
         if not self.view.live and self.view.widget.value:
             return bytes(self.view.widget.value)
-        from toolkit import plots
+        from toolkit.lessons import plots
 
         return plots.figure_png(self.view.fig)
 
@@ -1003,11 +893,11 @@ class TuneStudio:
         t0 = time.perf_counter()
         try:
             settings = self.settings
-            self.status.value = _status("⏳", f"Writing a tune ({settings.label()})…", "#555")
+            self.status.value = status_html("⏳", f"Writing a tune ({settings.label()})…", "#555")
             recording = record(self.model, settings)
         except Exception as err:  # noqa: BLE001 -- whatever a student picks, the kernel lives
             what = settings.label() if settings is not None else "these settings"
-            self.status.value = _status("⚠️", f"No new tune for {what}: "
+            self.status.value = status_html("⚠️", f"No new tune for {what}: "
                                         f"{type(err).__name__}: {err}", "#b22")
             return
         self.recording, self.tune = recording, recording.tune
@@ -1016,12 +906,12 @@ class TuneStudio:
             self.seconds = time.perf_counter() - t0
             obs = observations(self.tune)
             bad = f", {obs['bad_bars']} bar(s) off the meter" if obs["bad_bars"] else ""
-            self.status.value = _status("✅", f"{settings.label()}: {obs['tokens']} tokens, "
+            self.status.value = status_html("✅", f"{settings.label()}: {obs['tokens']} tokens, "
                                         f"{obs['notes']} notes{bad} — written and engraved in "
                                         f"{self.seconds:.2f} s", "#161")
             self._sync_steps()
         except Exception as err:  # noqa: BLE001 -- the kernel lives; the student reads why
-            self.status.value = _status("⚠️", f"The tune for {settings.label()} was written but "
+            self.status.value = status_html("⚠️", f"The tune for {settings.label()} was written but "
                                         f"could not be shown: {type(err).__name__}: {err}",
                                         "#b22")
 
@@ -1060,11 +950,6 @@ class TuneStudio:
                 f"({html.escape(self.settings.label())}): run the notebook to move the "
                 "sliders and hear the tunes.</i></p>")
         return data
-
-
-def _status(icon: str, text: str, color: str) -> str:
-    return (f'<div style="font-size:115%;color:{color};padding:2px 0">{icon} '
-            f"{html.escape(text)}</div>")
 
 
 class Comparison:

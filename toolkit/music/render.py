@@ -2,7 +2,7 @@
 
 The score is engraved by verovio, offline, in a few tens of milliseconds::
 
-    >>> from toolkit.tune import Tune
+    >>> from toolkit.music.tune import Tune
     >>> tune = Tune.from_abc("X:1\\nT:Scale\\nM:4/4\\nL:1/8\\nK:D\\nDEFG ABcd|]")
     >>> svg(tune).count('class="note"')
     8
@@ -40,10 +40,10 @@ import threading
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from toolkit.tune import ABCError, Measure, Note, ParsedTune, Performance, ending_spans
+from toolkit.music.reader import ABCError, Measure, Note, ParsedTune, Performance, ending_spans
 
 if TYPE_CHECKING:
-    from toolkit.tune import Tune
+    from toolkit.music.tune import Tune
 
 __all__ = ["svg", "engrave", "music21_score", "notes_from_score", "performance_from_score",
            "musicxml", "midi", "probability_color", "legend_svg", "COLORMAP", "SCALE"]

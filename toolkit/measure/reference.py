@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from toolkit.metrics import Validity
+from toolkit.music.check import Validity
 
 __all__ = ["check_abc_music21", "CrossCheck", "cross_check"]
 
@@ -164,8 +164,8 @@ def cross_check(records: Iterable[dict], progress: bool = False) -> CrossCheck:
     """Judge every record twice — :func:`toolkit.metrics.check_tokens` on its tokens and
     :func:`check_abc_music21` on the ABC that :func:`toolkit.abc.decode` writes — and count
     agreements.  Each disagreement is listed as ``"source: tokens say …, music21 says …"``."""
-    from toolkit.abc import decode
-    from toolkit.metrics import check_tokens
+    from toolkit.music.check import check_tokens
+    from toolkit.music.tokens import decode
 
     records = list(records)
     out = CrossCheck()

@@ -42,7 +42,7 @@ __all__ = [
     "encode_fragment", "events",
     "is_bar", "is_duration", "is_pitch", "midi_pitch", "parse_duration", "parse_key",
     "duration_token", "split_tunes",
-    "transpose_pitch",
+    "transpose_pitch", "tune_body", "token_labels",
 ]
 
 BOS, EOS = "<s>", "</s>"
@@ -800,3 +800,48 @@ def decode(tokens: Sequence[str], key: str = "D", *, title: str = "Folk Sampler 
         headers.append(f"Q:1/4={tempo}")
     headers.append(f"K:{dst.letter}{ {1: '#', -1: 'b', 0: ''}[dst.alter]}{mode}".replace(" ", ""))
     return "\n".join(headers) + "\n" + body_text + "\n"
+
+
+def tune_body(tokens: Sequence[str]) -> list[str]:
+    """The tune's body: its tokens without ``<s>``, ``</s>`` and the conditioning header.
+
+    >>> tune_body(["<s>", "M:6/8", "K:maj", "S:?", "G", "|", "</s>"])
+    ['G', '|']
+    """
+    return [t for t in tokens if t not in (BOS, EOS) and t[:2] not in ("M:", "K:", "S:")]
+
+
+_DURATION_NAMES = {"/2": "×½", "/4": "×¼", "3/2": "×1½", "3/4": "×¾"}
+_SPECIAL_NAMES = {EOS: "end", "z": "rest", "-": "tie", ">": ">", "<": "<", "(3": "triplet"}
+
+
+def token_labels(vocab: Sequence[str], *, key: str = "D", mode: str = "maj") -> list[str]:
+    """Names for the tokens as the score shows them: pitches in the tune's key, lengths as ×2.
+
+    The model writes every tune with the tonic C; the score shows it in ``key`` (the tune's
+    display key, default D). So that a bar labelled ``A`` is the A on the stave, pitch tokens
+    are moved to ``key`` in ``mode``. Lengths become
+    ``×2``, ``×½``...; ``</s>`` is ``end``, ``z`` is ``rest``.
+
+    >>> token_labels(["C", "E", "2", "/2", "</s>", "z", "|"], key="D", mode="maj")
+    ['D', 'F', '×2', '×½', 'end', 'rest', '|']
+    """
+    mode = mode if mode in MODES else "maj"
+    src = Key("C", 0, mode)
+    dst = parse_key(key + mode)
+    steps = "CDEFGAB".index(dst.letter)
+    steps = steps - 7 if steps > 3 else steps  # the nearer way, as the score is written
+    out = []
+    for tok in vocab:
+        if is_pitch(tok):
+            try:
+                out.append(transpose_pitch(tok, src, dst, steps))
+            except ValueError:
+                out.append(tok)
+        elif tok in _SPECIAL_NAMES:
+            out.append(_SPECIAL_NAMES[tok])
+        elif tok[:1].isdigit() or tok.startswith("/"):
+            out.append(_DURATION_NAMES.get(tok, "×" + tok))
+        else:
+            out.append(tok)
+    return out

@@ -35,7 +35,15 @@ from typing import NamedTuple
 
 import torch
 
-from toolkit.abc import _TUPLET_Q, BARS, BROKEN, bar_length, is_duration, is_pitch, parse_duration
+from toolkit.music.tokens import (
+    _TUPLET_Q,
+    BARS,
+    BROKEN,
+    bar_length,
+    is_duration,
+    is_pitch,
+    parse_duration,
+)
 
 __all__ = ["Clock", "START", "advance", "feature", "N_FEATURES", "FILLED_MAX", "ROOM_BASE",
            "ROOM_LOW", "ROOM_HIGH", "BarClock"]

@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from toolkit import sampling as S
-from toolkit.abc import BARS, is_pitch
+from toolkit.lessons.views import FigureView, status_html
+from toolkit.lm import sampling as S
+from toolkit.music.tokens import BARS, is_pitch
 
 __all__ = ["TemperatureTrace", "temperature_steps", "trace_temperature", "TracePlot",
            "plot_temperature_trace", "section_surprisal", "SCHEDULES", "schedule_chain",
@@ -92,7 +93,7 @@ def trace_temperature(model: Any, sampler: Any, n: int = 1, **generate_kwargs: A
     ``generate_kwargs`` go to :func:`toolkit.generate` (seed, meter, mode, style, ...).  A chain
     without any temperature step runs at temperature 1 throughout.
     """
-    from toolkit.generation import generate
+    from toolkit.lm.generation import generate
 
     if not hasattr(sampler, "sample"):
         sampler = S.chain(sampler)
@@ -128,7 +129,7 @@ class TracePlot:
                  title: str | None = None, t_max: float = 2.5):
         import matplotlib as mpl
 
-        from toolkit import plots
+        from toolkit.lessons import plots
 
         with mpl.rc_context(plots.PROJECTOR_RC):
             if ax is None:
@@ -250,7 +251,6 @@ class ScheduleExplorer:
                  conditioning: Mapping[str, str] | None = None, width: int = 800):
         import ipywidgets as widgets
 
-        from toolkit.studio import _FigureView
 
         self.model = model
         self.width = width
@@ -265,7 +265,7 @@ class ScheduleExplorer:
                                         description="bold T", continuous_update=False, **wide)
         self.seed = widgets.IntSlider(value=seed, min=0, max=999, description="seed",
                                       continuous_update=False, **wide)
-        self.view = _FigureView((12, 3.6))
+        self.view = FigureView((12, 3.6))
         self.trace = self._trace()
         self.plot = TracePlot(self.trace, ax=self.view.fig.add_subplot())
         self.status = widgets.HTML()
@@ -279,7 +279,7 @@ class ScheduleExplorer:
         self.update(trace=self.trace)
 
     def _trace(self) -> TemperatureTrace:
-        from toolkit.studio import one_thread
+        from toolkit.lm.threads import one_thread
 
         chain = schedule_chain(self.schedule.value, self.calm.value, self.bold.value)
         with one_thread():
@@ -288,8 +288,8 @@ class ScheduleExplorer:
 
     def update(self, trace: TemperatureTrace | None = None) -> None:
         """Write the tune the controls describe and show it (errors go to the status line)."""
-        from toolkit.metrics import check_tokens
-        from toolkit.studio import _status, tune_html
+        from toolkit.lessons.studio import tune_html
+        from toolkit.music.check import check_tokens
 
         t0 = time.perf_counter()
         try:
@@ -303,12 +303,12 @@ class ScheduleExplorer:
             temps = self.trace.notes(0)["temperature"]
             v = check_tokens(tune.tokens)
             span = f"{temps.min():.2f}–{temps.max():.2f}" if len(temps) else "–"
-            self.status.value = _status(
+            self.status.value = status_html(
                 "✅", f"{len(temps)} notes, temperature {span}, "
                 f"{'every bar complete' if v.bars_ok else f'{len(v.bad_bars)} bar(s) off'}"
                 f" — {self.seconds:.2f} s", "#161")
         except Exception as err:  # noqa: BLE001 -- whatever a student picks, the kernel lives
-            self.status.value = _status("⚠️", f"{type(err).__name__}: {err}", "#b22")
+            self.status.value = status_html("⚠️", f"{type(err).__name__}: {err}", "#b22")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)

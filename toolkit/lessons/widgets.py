@@ -1,9 +1,11 @@
-"""Slider apps for the distribution lessons: sliders wired to the plots of :mod:`toolkit.plots`.
+"""Slider apps for the distribution lessons: sliders wired to the plots of
+:mod:`toolkit.lessons.plots`.
 
 Each app shows the model's real next-token distribution at one point of a tune::
 
     %matplotlib widget
-    from toolkit import load_model, widgets as W
+    from toolkit.lm.model import load_model
+    from toolkit.lessons import widgets as W
     model = load_model()
     W.TemperatureExplorer(model, "M:6/8 K:maj S:? G |: c 2 e g e c |")
     W.TruncationExplorer(model, "M:6/8 K:maj S:? G |: c 2 e g e c |")
@@ -24,10 +26,10 @@ move, once the app has been displayed. Displaying an app also stores a static PN
 figure beside the live view, so a saved notebook shows the plot where widgets cannot run
 (GitHub, nbconvert).
 
-This module also holds small helpers the lessons share: :func:`temperature_entropy`
-(entropy against temperature), :func:`compare_orders` / :func:`find_order_difference` (the same
-settings, the two chain orders, different notes kept) and :func:`logits_along` (the model's
-next-token logits at every point of a tune, in one pass).
+The numbers come from the layers below, by name: ``S.temperature_entropy`` (entropy against
+temperature), ``model.logits_along`` (the next-token logits at every point of a tune),
+``S.ORDERS`` (the two chain orders) and ``Explanation.seen_by`` (what a step looked at).
+:func:`compare_orders` / :func:`find_order_difference` put the two orders side by side.
 """
 
 from __future__ import annotations
@@ -42,18 +44,17 @@ import ipywidgets as ipw
 import numpy as np
 import torch
 
-from toolkit import plots
-from toolkit import sampling as S
-from toolkit.abc import BOS
+from toolkit.lessons import plots
+from toolkit.lm import sampling as S
 
 __all__ = [
     "ORDERS", "TemperatureExplorer", "TruncationExplorer", "ChainOrderExplorer",
-    "temperature_entropy", "build_chain", "OrderComparison", "compare_orders",
-    "find_order_difference", "logits_along",
+    "build_chain", "OrderComparison", "compare_orders",
+    "find_order_difference",
 ]
 
 #: The two chain orders (see :func:`toolkit.sampling.temperature_first` and ``_last``).
-ORDERS = ("temperature first", "temperature last")
+ORDERS = tuple(S.ORDERS)  # the two orders, as the menus name them
 
 _BIG = "font-size: 1.35em; line-height: 1.5; margin-right: 1.5em"
 
@@ -78,56 +79,19 @@ def _row(logits: Any) -> torch.Tensor:
     return x
 
 
-def temperature_entropy(logits: Any, temperatures: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Entropy in bits of ``softmax(logits / T)`` for every T (all T > 0): one (V,) row in,
-    one number per temperature out.
-
-    >>> temperature_entropy(torch.tensor([1.0, 1.0]), [0.5, 1.0, 2.0])
-    array([1., 1., 1.])
-    """
-    x = _row(logits)
-    t = torch.as_tensor(np.asarray(temperatures, dtype=np.float64))
-    if t.dim() != 1 or not bool((t > 0).all()):
-        raise ValueError("temperatures must be a 1-D sequence of numbers > 0 (use "
-                         "S.temperature(0) for greedy)")
-    p = torch.softmax(x[None, :] / t[:, None], dim=-1)          # (n_T, V)
-    return (torch.special.entr(p).sum(dim=-1) / math.log(2)).numpy()
-
-
 def build_chain(order: str = ORDERS[0], temperature: float = 1.0, top_k: int = 0,
                 top_p: float = 1.0, min_p: float = 0.0, typical_p: float = 1.0) -> S.Chain:
-    """All five steps in one of the two orders, switched-off steps included.
-
-    ``"temperature first"`` (Hugging Face): temperature → top-k → top-p → min-p → typical;
-    ``"temperature last"`` (llama.cpp): top-k → typical → top-p → min-p → temperature. A step
-    at its "off" value passes the logits through, so ``explain`` always gives six stages
-    (input + five) in a fixed place. For the chain a student would write, use
-    ``S.temperature_first(...)`` / ``S.temperature_last(...)``, which leave off-steps out.
+    """The five slider steps in one of the two orders of ``S.ORDERS``, switched-off steps
+    included, so ``explain`` always has a stage for each. For the chain a student would write,
+    use ``S.temperature_first(...)`` / ``S.temperature_last(...)``, which leave off-steps out.
     """
-    if order == ORDERS[0]:
-        return S.chain(S.temperature(temperature), S.top_k(top_k), S.top_p(top_p),
-                       S.min_p(min_p), S.typical_p(typical_p))
-    if order == ORDERS[1]:
-        return S.chain(S.top_k(top_k), S.typical_p(typical_p), S.top_p(top_p),
-                       S.min_p(min_p), S.temperature(temperature))
-    raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+    return S.ordered_chain(order, keep_off=True, temperature=temperature, top_k=top_k,
+                           top_p=top_p, min_p=min_p, typical_p=typical_p)
 
 
 def _extra_chain(extra_steps: Any) -> S.Chain:
     """Your own steps as one chain (empty for None); a clear error for what cannot join one."""
     return S.chain(*S.as_steps(extra_steps))
-
-
-def _preset(order: str, settings: dict[str, float]) -> S.Chain:
-    if order == ORDERS[0]:
-        return S.temperature_first(**settings)
-    return S.temperature_last(**settings)
-
-
-# stage index (in explain's list: 0 = input) of what each step sees, per order
-_SEES = {ORDERS[0]: {"view": 1, "top_p": 2, "typical_p": 4},
-         ORDERS[1]: {"view": 0, "top_p": 2, "typical_p": 1}}
-_STEP_STAGE = {ORDERS[0]: {"top_p": 3}, ORDERS[1]: {"top_p": 3}}
 
 
 @dataclass
@@ -200,25 +164,7 @@ def compare_orders(logits: Any, *, temperature: float = 1.0, top_k: int = 0, top
     names = list(vocab) if vocab is not None else None
     first = S.explain(x, build_chain(ORDERS[0], **settings), seed=0, vocab=names)
     last = S.explain(x, build_chain(ORDERS[1], **settings), seed=0, vocab=names)
-    return OrderComparison(settings, first.stages[1].probs, first, last, names)
-
-
-@torch.no_grad()
-def logits_along(model: Any, tokens: Sequence[str]) -> torch.Tensor:
-    """The model's next-token logits after every prefix of a tune, in one pass: (T, V).
-
-    Row ``n - 1`` holds the logits after ``tokens[:n]``, the same as
-    ``model.next_logits(tokens[:n])`` (up to float rounding), for every n from 1 to T. One
-    forward pass over the whole tune instead of T: use it to scan a tune.
-    """
-    toks = list(tokens)
-    lead = 0 if toks and toks[0] == BOS else 1                   # next_logits adds <s>
-    ids = model.token_ids([BOS] * lead + toks)
-    was_training = model.training
-    model.eval()
-    logits, _ = model(ids[None])                                 # (1, T + lead, V)
-    model.train(was_training)
-    return logits[0, lead:]
+    return OrderComparison(settings, first.seen_by("top_k").probs, first, last, names)
 
 
 def find_order_difference(model: Any, tokens: Sequence[str], *, start: int = 4,
@@ -230,7 +176,7 @@ def find_order_difference(model: Any, tokens: Sequence[str], *, start: int = 4,
     raises ValueError if the orders agree everywhere (try settings further from the defaults).
     """
     tokens = list(tokens)
-    along = logits_along(model, tokens)                          # (T, V)
+    along = model.logits_along(tokens)                           # (T, V)
     for n in range(max(start, 1), len(tokens)):
         c = compare_orders(along[n - 1], vocab=model.vocab, **settings)
         if c.differ:
@@ -362,7 +308,7 @@ class TemperatureExplorer(_App):
         self.curve = None
         if curve:
             ts = np.geomspace(t_min, t_max, 160)
-            self.curve = plots.plot_entropy_curve(ts, temperature_entropy(self.logits, ts),
+            self.curve = plots.plot_entropy_curve(ts, S.temperature_entropy(self.logits, ts),
                                                   max_bits=self.max_bits, ax=axes[1])
         self.temperature.observe(self._on_change, names="value")
         self._update(draw=False)
@@ -512,7 +458,7 @@ class TruncationExplorer(_ChainApp):
         order, st = self.order.value, self.settings
         knobs = build_chain(order, **st)
         mine = len(self.extra)                                   # your steps come first
-        preset = _preset(order, st)
+        preset = S.ordered_chain(order, **st)
         self.chain = S.chain(self.extra, preset) if mine else preset
         readout = html.escape(repr(self.chain), quote=False)
         self.chain_readout.value = f"<code style='{_BIG}'>{readout}</code>"
@@ -527,8 +473,7 @@ class TruncationExplorer(_ChainApp):
         self.error = None
         # the bars: the distribution before your steps, so what they removed stays visible
         before = S.explain(self.logits, knobs, seed=0) if mine else e
-        sees = _SEES[order]
-        view = before.stages[sees["view"]].probs
+        view = before.seen_by("top_k").probs                      # what truncation sees
         final = e.stages[-1]
         self.explanation, self.kept = e, final.kept
         self.plot.update(view, final.kept, final.probs, draw=False)
@@ -539,7 +484,7 @@ class TruncationExplorer(_ChainApp):
         tau = st["typical_p"]
         level = None
         if tau < 1 and not mine:
-            seen = e.stages[sees["typical_p"]]
+            seen = e.seen_by("typical_p")
             level = 2.0 ** -seen.entropy_bits * float(view[seen.kept].sum())
         self.plot.set_threshold("typical", level)
         k = st["top_k"]
@@ -547,9 +492,8 @@ class TruncationExplorer(_ChainApp):
         where = "after temperature" if order == ORDERS[0] else "before temperature"
         self.plot.set_title(f"before your steps ({where}): grey = cut" if mine
                             else f"what truncation sees ({where})")
-        seen_p = e.stages[sees["top_p"] + mine]
-        self.staircase.update(seen_p.probs, st["top_p"],
-                              e.stages[_STEP_STAGE[order]["top_p"] + mine].kept, draw=False)
+        self.staircase.update(e.seen_by("top_p").probs, st["top_p"], e.after("top_p").kept,
+                              draw=False)
         n = final.n_kept
         yours = ""
         if mine:

@@ -12,25 +12,16 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from fractions import Fraction
 
-from toolkit.abc import _ACCIDENTALS as ACCIDENTALS  # accidental text -> semitones
-from toolkit.abc import (
-    BOS,
+from toolkit.music.check import Validity, check_tokens
+from toolkit.music.notes import Note, notes_of
+from toolkit.music.tokens import (
     ENDINGS,
-    EOS,
-    MODES,
-    PITCH_RE,
     UNKNOWN_METER,
-    Key,
     bar_length,
-    events,
     is_bar,
-    is_duration,
     is_pitch,
-    midi_pitch,
-    parse_key,
+    tune_body,
 )
 
 __all__ = [
@@ -40,187 +31,6 @@ __all__ = [
     "repeated_ngrams", "distinct_n", "mean_pairwise_similarity", "Memorisation",
     "surprisal_bits", "tune_surprisal", "score_tokens", "tune_metrics", "batch_metrics",
 ]
-
-SECTION_ENDS = ("|]", "||", ":|", "::")
-SECTION_STARTS = ("|:", "||", "::", ":|", "|]")
-
-
-@dataclass
-class Validity:
-    """The result of :func:`check_tokens`: ``ok`` is True when every check passed."""
-
-    complete: bool = True           # ends with </s>
-    headers: bool = True            # meter and mode known
-    bars_ok: bool = True            # every bar as long as the meter (pickups, section ends aside)
-    repeats_ok: bool = True         # |: ... :| balanced, [2 after [1
-    has_notes: bool = True
-    bad_bars: list[int] = field(default_factory=list)  # 0-based numbers of the wrong bars
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.complete and self.headers and self.bars_ok and self.repeats_ok \
-            and self.has_notes
-
-
-def check_tokens(tokens: Sequence[str]) -> Validity:
-    """Check one tune's tokens.
-
-    * complete: the tune ends with ``</s>``;
-    * headers: a known meter and mode;
-    * bars: every bar lasts exactly one bar of the meter, except that the first bar of a section
-      (a pickup) and the last bar of a section (before ``:|``, ``||``, ``|]``, ``::``, an ending
-      or the end) may be shorter; no bar may be longer;
-    * repeats: no ``|:`` opens while another is open, none is left open at the end, and an
-      ending ``[2`` follows an ``[1``.
-
-    >>> check_tokens(['<s>', 'M:2/4', 'K:maj', 'S:?', 'C', 'D', 'E', 'F', '|', 'G', '4', '|]',
-    ...               '</s>']).ok
-    True
-    """
-    v = Validity()
-    toks = list(tokens)
-    if not toks or toks[-1] != EOS:
-        v.complete = False
-        v.problems.append("the tune does not end with </s>")
-    meter = next((t for t in toks[:4] if t.startswith("M:")), UNKNOWN_METER)
-    mode = next((t for t in toks[:4] if t.startswith("K:")), "K:?")
-    full = bar_length(meter) if meter != UNKNOWN_METER else None
-    if full is None or mode == "K:?":
-        v.headers = False
-        v.problems.append("meter or mode unknown")
-    body = _body(toks)
-    if not any(is_pitch(t) for t in body):
-        v.has_notes = False
-        v.problems.append("no notes")
-
-    # bar lengths: collect (length, token that closes the bar, token that opened it)
-    bars: list[tuple[int, object, str | None, str | None]] = []
-    filled, bar_no, opened_by = 0, 0, None
-    # an ending mark written without a bar line before it (``G [2 A``) also ends the bar, as
-    # ABC readers (music21 among them) take it
-    bare_endings = [(i, t) for i, t in enumerate(body)
-                    if t in ENDINGS and (i == 0 or not is_bar(body[i - 1]))]
-    marks = sorted([(e.index, e) for e in events(body)] + bare_endings, key=lambda m: m[0])
-    for index, e in marks:
-        if isinstance(e, str):  # a bare ending mark
-            if filled:
-                bars.append((bar_no, filled, e, opened_by))
-                opened_by, filled, bar_no = e, 0, bar_no + 1
-        elif e.kind == "bar":
-            nxt = body[index + 1] if index + 1 < len(body) else None
-            mark = nxt if nxt in ENDINGS else e.token
-            if not bars and not filled:  # a bar line before any note ("|: G A ..."): no bar
-                opened_by = mark
-                continue
-            bars.append((bar_no, filled, mark, opened_by))
-            opened_by, filled, bar_no = mark, 0, bar_no + 1
-        else:
-            filled += e.duration
-    if filled:
-        bars.append((bar_no, filled, EOS, opened_by))
-    if full is not None:
-        for no, length, closer, opener in bars:
-            if length == full:
-                continue
-            may_be_short = (no == 0 or opener in SECTION_STARTS or opener in ENDINGS
-                            or closer in SECTION_ENDS or closer == EOS or closer in ENDINGS
-                            or length == 0)
-            if length > full or not may_be_short:
-                v.bad_bars.append(no)
-        if v.bad_bars:
-            v.bars_ok = False
-            v.problems.append(f"{len(v.bad_bars)} bar(s) not as long as {meter[2:]}: "
-                              f"bar {', '.join(str(b + 1) for b in v.bad_bars[:5])}")
-
-    open_repeat, had_first_ending = False, False
-    for t in body:
-        if t == "|:":
-            if open_repeat:
-                v.repeats_ok = False
-                v.problems.append("|: opens a repeat while another is open")
-            open_repeat, had_first_ending = True, False
-        elif t == ":|":
-            open_repeat = False
-        elif t == "::":
-            open_repeat, had_first_ending = True, False
-        elif t == "[1":
-            had_first_ending = True
-        elif t == "[2" and not had_first_ending:
-            v.repeats_ok = False
-            v.problems.append("ending [2 without [1")
-        elif t in ("|]", "||"):
-            had_first_ending = False
-    if open_repeat:
-        v.repeats_ok = False
-        v.problems.append("a |: repeat is never closed")
-    return v
-
-
-# --------------------------------------------------------------------------------------------
-# notes: pitches and onsets read from tokens
-
-@dataclass(frozen=True)
-class Note:
-    """A sounding note: MIDI ``pitch``; ``onset`` and ``duration`` in quarter notes; 0-based bar."""
-
-    pitch: int
-    onset: float
-    duration: float
-    bar: int
-
-
-def notes_of(tokens: Sequence[str], key: str = "C") -> list[Note]:
-    """The notes a tune's tokens sound, in the display key ``key`` (ties merged, rests left out).
-
-    Accidentals last until the end of the bar, as ABC says.
-
-    >>> [n.pitch for n in notes_of(['<s>', 'M:2/4', 'K:maj', 'S:?', 'C', '^F', 'F', '|', 'F'])]
-    [60, 66, 66, 65]
-    """
-    mode_tok = next((t for t in tokens[:4] if t.startswith("K:")), "K:maj")
-    mode = mode_tok[2:] if mode_tok[2:] in MODES else "maj"
-    shift = _semitones_to(key)
-    sig = Key("C", 0, mode).signature()
-    body = _body(tokens)
-    out: list[Note] = []
-    carried: dict[tuple[str, str], int] = {}
-    time = Fraction(0)
-    tie_next = False
-    for e in events(body):
-        if e.kind == "bar":
-            carried.clear()
-            continue
-        start = time
-        time += e.duration
-        if e.kind == "rest":
-            tie_next = False
-            continue
-        acc, letter, marks = PITCH_RE.match(e.token).groups()
-        if acc:
-            carried[(letter, marks)] = ACCIDENTALS[acc]
-        alter = carried.get((letter, marks), sig[letter.upper()])
-        pitch = midi_pitch(letter + marks, {}) + alter + shift
-        dur = float(e.duration) / 2
-        if tie_next and out and out[-1].pitch == pitch:
-            last = out[-1]
-            out[-1] = Note(last.pitch, last.onset, last.duration + dur, last.bar)
-        else:
-            out.append(Note(pitch, float(start) / 2, dur, e.bar))
-        nxt = body[e.index + 1:e.index + 3]
-        tie_next = "-" in nxt[:2] and (nxt[0] == "-" or is_duration(nxt[0]))
-    return out
-
-
-
-
-def _semitones_to(key: str) -> int:
-    """Semitones from C up to ``key``'s tonic, the nearer way (-6..5), as decode() moves."""
-    k = parse_key(key)
-    semis = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}[k.letter] + k.alter
-    steps = "CDEFGAB".index(k.letter)
-    return semis - 12 if steps > 3 else semis
-
 
 # --------------------------------------------------------------------------------------------
 # musical statistics (MusPy's definitions)
@@ -316,14 +126,10 @@ def fits_instrument(notes: Sequence[Note], instrument: str = "fiddle") -> bool:
 # --------------------------------------------------------------------------------------------
 # repetition inside a tune, diversity across tunes
 
-def _body(tokens: Sequence[str]) -> list[str]:
-    return [t for t in tokens if t not in (BOS, EOS) and t[:2] not in ("M:", "K:", "S:")]
-
-
 def repeated_bars(tokens: Sequence[str]) -> float:
     """Share of bars (with notes) whose exact tokens already appeared in an earlier bar."""
     bars, cur = [], []
-    for t in _body(tokens):
+    for t in tune_body(tokens):
         if is_bar(t):
             if any(is_pitch(x) for x in cur):
                 bars.append(tuple(cur))
@@ -357,7 +163,7 @@ def repeated_ngrams(tokens: Sequence[str], n: int = 4) -> float:
 
 def distinct_n(batch: Sequence[Sequence[str]], n: int = 4) -> float:
     """Distinct-n: unique body-token ``n``-grams over all ``n``-grams of a batch (0..1)."""
-    grams = [g for toks in batch for g in _ngrams(_body(toks), n)]
+    grams = [g for toks in batch for g in _ngrams(tune_body(toks), n)]
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
@@ -385,11 +191,11 @@ class Memorisation:
         self.sources = [r.get("source", str(i)) for i, r in enumerate(records)]
         self.index: dict[tuple, list[int]] = {}
         for i, r in enumerate(records):
-            for g in set(_ngrams(_body(r["tokens"]), n)):
+            for g in set(_ngrams(tune_body(r["tokens"]), n)):
                 self.index.setdefault(g, []).append(i)
 
     def nearest(self, tokens: Sequence[str]) -> tuple[str | None, float]:
-        grams = set(_ngrams(_body(tokens), self.n))
+        grams = set(_ngrams(tune_body(tokens), self.n))
         if not grams:
             return None, 0.0
         hits: Counter = Counter()

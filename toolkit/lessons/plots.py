@@ -9,8 +9,8 @@ artists and can **update them in place**::
     >>> p.update(new_probs, kept=new_kept)   # set_height, set_color, draw_idle()  # doctest: +SKIP
 
 An update never creates a figure or an axes: it moves bars, recolours them and calls
-``fig.canvas.draw_idle()``. That is what keeps a slider live (see :mod:`toolkit.widgets`, which
-only wires sliders to these objects). Nothing here knows about widgets or about the model.
+``fig.canvas.draw_idle()``. That is what keeps a slider live (see :mod:`toolkit.lessons.widgets`,
+which only wires sliders to these objects). Nothing here knows about widgets or about the model.
 
 Conventions, chosen for a projector and for colour-blind readers:
 

@@ -1,6 +1,6 @@
 """Sound: a tune played on a plucked string, synthesised offline with numpy into a WAV file.
 
-    >>> from toolkit.tune import Tune
+    >>> from toolkit.music.tune import Tune
     >>> tune = Tune.from_abc("X:1\\nM:4/4\\nL:1/8\\nK:D\\nDEFG ABcd|]")
     >>> data = wav(tune)                  # WAV file bytes: mono, 22.05 kHz, 16 bit
     >>> data[:4], duration(data)          # four quarter notes at 1/4=120: two seconds
@@ -46,10 +46,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from toolkit.tune import Note, tempo_qpm
+from toolkit.music.reader import Note, tempo_qpm
 
 if TYPE_CHECKING:
-    from toolkit.tune import Tune
+    from toolkit.music.tune import Tune
 
 __all__ = ["wav", "synthesize", "pluck", "encode_wav", "decode_wav", "duration", "quarter_bpm",
            "soundfont", "SAMPLE_RATE", "DEFAULT_TEMPO", "MAX_SECONDS"]

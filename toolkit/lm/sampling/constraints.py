@@ -24,10 +24,10 @@ from fractions import Fraction
 import torch
 from torch import Tensor
 
-from toolkit.abc import BROKEN, EOS, bar_length, is_duration, is_pitch, parse_duration
-from toolkit.barclock import START, advance
-from toolkit.metrics import SECTION_ENDS
-from toolkit.sampling import Context, Step
+from toolkit.lm.barclock import START, advance
+from toolkit.lm.sampling import Context, Step
+from toolkit.music.check import SECTION_ENDS
+from toolkit.music.tokens import BROKEN, EOS, bar_length, is_duration, is_pitch, parse_duration
 
 __all__ = ["MeterConstraint", "BarState", "meter_constraint"]
 

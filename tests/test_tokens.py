@@ -15,9 +15,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toolkit import abc, data
-from toolkit.abc import ABCSyntaxError, Key, decode, encode, encode_fragment, events, parse_key
-from toolkit.metrics import check_tokens
+from toolkit import data
+from toolkit.measure.metrics import check_tokens
+from toolkit.music import tokens as abc
+from toolkit.music.tokens import (
+    ABCSyntaxError,
+    Key,
+    decode,
+    encode,
+    encode_fragment,
+    events,
+    parse_key,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,11 +13,9 @@ the unconditional predictions that classifier-free guidance needs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -26,11 +24,10 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from toolkit.abc import BOS, EOS, UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE
-from toolkit.model import PAD, WEIGHTS_DIR, FolkLSTM, ModelConfig, save_model
+from toolkit.lm.model import PAD, FolkLSTM, ModelConfig, save_model
+from toolkit.music.tokens import BOS, EOS, UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE
 
-__all__ = ["make_vocab", "new_model", "batches", "evaluate", "train_model", "add_arguments",
-           "main"]
+__all__ = ["make_vocab", "new_model", "batches", "evaluate", "train_model", "records_for"]
 
 UNKNOWNS = (UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE)
 
@@ -359,38 +356,8 @@ def _copy_with(model: FolkLSTM, state: dict) -> FolkLSTM:
 # --------------------------------------------------------------------------------------------
 # CLI
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="corpus",
-                   help="'corpus' (music21's folk tunes), 'toy', or ABC files/folders")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--emb", type=int, default=128)
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--dropout", type=float, default=0.2)
-    p.add_argument("--no-bar-clock", dest="bar_clock", action="store_false",
-                   help="do not give the model the bar clock (how full the bar is) as input")
-    p.add_argument("--no-clock-head", dest="clock_head", action="store_false",
-                   help="do not let the bar clock bias the output logits directly")
-    p.add_argument("--cond-drop", type=float, default=0.15)
-    p.add_argument("--calibrate-epochs", type=int, default=2,
-                   help="epochs fitting the clock head's bias alone, dropout off, at the end")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/folk", help="run folder (checkpoints, best weights)")
-    p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--checkpoint-every", type=int, default=200)
-    p.add_argument("--max-minutes", type=float, default=None)
-    p.add_argument("--stop-after", type=int, default=None,
-                   help="stop after this many epochs, keeping the schedule of --epochs")
-    p.add_argument("--export", action="store_true",
-                   help="copy the best weights into toolkit/weights/ (the shipped model)")
-
-
-def _records_for(data: str) -> tuple[list[dict], list[dict], list[str] | None]:
-    from toolkit import data as D
+def records_for(data: str) -> tuple[list[dict], list[dict], list[str] | None]:
+    from toolkit.lm import data as D
 
     if data == "corpus":  # the vocabulary covers every split, so any test tune can be scored
         return D.load("train"), D.load("valid"), make_vocab(D.load("all"))
@@ -400,35 +367,15 @@ def _records_for(data: str) -> tuple[list[dict], list[dict], list[str] | None]:
     paths = []
     for part in data.split(","):
         q = Path(part)
+        if not q.exists():
+            raise ValueError(f"--data {part!r}: no such file or folder (give 'corpus', 'toy', "
+                             "or ABC files/folders)")
         paths += sorted(q.glob("**/*.abc")) if q.is_dir() else [q]
     recs, skipped = D.read_abc_files(paths)
     for where, why in skipped:
         print(f"skipped {where}: {why}", file=sys.stderr)
+    if len(recs) < 2:
+        raise ValueError(f"--data {data!r}: found {len(recs)} usable tune(s) in "
+                         f"{len(paths)} .abc file(s); training needs at least 2")
     n_valid = max(1, len(recs) // 20)
     return recs[n_valid:], recs[:n_valid], None
-
-
-def main(args: argparse.Namespace) -> None:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    train, valid, vocab = _records_for(args.data)
-    command = "python -m toolkit train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else ""
-    model, history = train_model(
-        train, valid, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, emb=args.emb,
-        hidden=args.hidden, layers=args.layers, dropout=args.dropout, bar_clock=args.bar_clock,
-        clock_head=args.clock_head, calibrate_epochs=args.calibrate_epochs,
-        cond_drop=args.cond_drop,
-        seed=args.seed, vocab=vocab, out_dir=args.out, resume=args.resume, device=args.device,
-        checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
-        stop_after=args.stop_after)
-    model.info.update({"data": args.data, "command": command, "seed": args.seed,
-                       "parameters": model.num_parameters, "device": args.device or "auto",
-                       "threads": torch.get_num_threads()})
-    path = save_model(model.cpu(), args.out, info=model.info)
-    losses = [h["valid_loss"] for h in history + model.info.get("calibration", [])]
-    print(f"best weights: {path}  (valid loss {min(losses):.4f})")
-    if args.export:
-        WEIGHTS_DIR.mkdir(exist_ok=True)
-        for suffix in (".safetensors", ".json"):
-            shutil.copy(path.with_suffix(suffix), WEIGHTS_DIR / ("folk_lstm" + suffix))
-        print(f"exported to {WEIGHTS_DIR}")

@@ -1,9 +1,9 @@
 """Sweeps and search: what sampling settings do to tunes, measured.
 
 A *sweep* runs every combination of some sampler settings × seeds, generates a batch of tunes for
-each, measures them (:mod:`toolkit.metrics`) and writes one row per cell to a tidy JSON-lines
-table.  It resumes where it stopped (rows already in the file are skipped) and can hand its cells
-to any ``concurrent.futures`` executor, so Dask's or Ray's executor works unchanged.
+each, measures them (:mod:`toolkit.measure.metrics`) and writes one row per cell to a tidy
+JSON-lines table.  It resumes where it stopped (rows already in the file are skipped) and can hand
+its cells to any ``concurrent.futures`` executor, so Dask's or Ray's executor works unchanged.
 
 >>> rows = sweep(model, {"temperature": [0.8, 1.2]}, seeds=[1, 2], n=32)   # doctest: +SKIP
 >>> best = search(model, {"temperature": [0.5, 1, 1.5, 2]}, objective="distinct_4",
@@ -20,7 +20,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolkit import metrics
+from toolkit.measure import metrics
 
 __all__ = ["SAMPLER_PARAMS", "sweep", "search", "SearchResult", "summarise", "corpus_reference",
            "plot_metric", "plot_heatmap", "plot_vs_corpus", "plot_search"]
@@ -35,8 +35,8 @@ def _key(settings: dict, seed: int) -> str:
 
 def run_cell(model, settings: dict, seed: int, n: int, memorisation=None) -> dict:
     """Generate ``n`` tunes with one setting and seed; return the row of measurements."""
-    from toolkit import sampling as S
-    from toolkit.generation import generate
+    from toolkit.lm import sampling as S
+    from toolkit.lm.generation import generate
 
     unknown = set(settings) - set(SAMPLER_PARAMS) - set(GENERATION_PARAMS)
     if unknown:

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from toolkit import plots
-from toolkit.abc import BARS, BOS, UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE, is_pitch
-from toolkit.model import FolkLSTM
+from toolkit.lessons import plots
+from toolkit.lm.model import FolkLSTM
+from toolkit.music.tokens import BARS, BOS, UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE, is_pitch
 
 __all__ = ["TrainingMonitor", "most_common_header", "prefix_after_bars", "align_probs",
            "NextTokenComparison", "compare_next", "readable_by"]
@@ -142,7 +142,7 @@ class TrainingMonitor:
         return Image(data=plots.figure_png(self.fig), format="png")
 
     def _write(self, epoch: int, text: str) -> None:
-        from toolkit.generation import generate
+        from toolkit.lm.generation import generate
 
         t0 = time.perf_counter()
         tune = generate(self.model, n=1, max_tokens=self.sample_tokens, **self.sample)[0]
@@ -152,7 +152,7 @@ class TrainingMonitor:
         if self.show:
             from IPython.display import HTML, display
 
-            from toolkit.studio import tune_html
+            from toolkit.lessons.studio import tune_html
 
             display(HTML(f"<h4 style='margin:1em 0 0'>{html.escape(text)}</h4>"
                          + tune_html(tune, abc=False, repeats=False)))
@@ -183,8 +183,8 @@ class TrainingMonitor:
 def _retitled(tune, title: str):
     """The tune under a new title; one cut off before its end stops at its last bar line (a
     cut can fall inside a note's spelling, which no score can show)."""
-    from toolkit.abc import EOS, decode
-    from toolkit.tune import Tune
+    from toolkit.music.tokens import EOS, decode
+    from toolkit.music.tune import Tune
 
     tokens, logprobs = list(tune.tokens), list(tune.logprobs)
     if tokens[-1] != EOS:

@@ -1,9 +1,10 @@
 """The folk-tune dataset: built offline from the ABC tunes inside music21's corpus.
 
-``build()`` reads every tune of five collections, encodes it (:mod:`toolkit.abc`), records why the
-ones it cannot use were dropped, removes duplicates, and splits train / valid / test by a stable
-hash of the tune's melody, so a tune and its duplicates always fall in the same split.  The result
-is a JSON-lines cache in ``datasets/cache/`` (not committed; rebuilt in well under a minute).
+``build()`` reads every tune of five collections, encodes it (:mod:`toolkit.music.tokens`), records
+why the ones it cannot use were dropped, removes duplicates, and splits train / valid / test by a
+stable hash of the tune's melody, so a tune and its duplicates always fall in the same split.  The
+result is a JSON-lines cache in ``datasets/cache/`` (not committed; rebuilt in well under a
+minute).
 
 >>> records = load("train")            # doctest: +SKIP
 >>> records[0]["tokens"][:4]           # doctest: +SKIP
@@ -22,16 +23,32 @@ from collections.abc import Iterator
 from multiprocessing import Pool
 from pathlib import Path
 
-from toolkit.abc import ABCSyntaxError, encode, is_pitch, split_tunes
-from toolkit.metrics import check_tokens
+from toolkit.music.check import check_tokens
+from toolkit.music.tokens import ABCSyntaxError, encode, is_pitch, split_tunes
 
 __all__ = ["COLLECTIONS", "CACHE_DIR", "TOY_PATH", "MY_TUNES_DIR", "build", "load", "load_toy",
            "read_abc_files", "skipped_table", "holdout", "style_of", "iter_corpus"]
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE_DIR = ROOT / "datasets" / "cache"
-TOY_PATH = Path(__file__).resolve().parent / "data" / "toy.abc"
-MY_TUNES_DIR = ROOT / "datasets" / "my_tunes"  # an example of a student's own ABC collection
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_DATA = Path(__file__).resolve().parents[1] / "data"   # ships with the package
+TOY_PATH = PACKAGE_DATA / "toy.abc"
+MY_TUNES_DIR = PACKAGE_DATA / "my_tunes"  # an example of a student's own ABC collection
+
+
+def _cache_dir() -> Path:
+    """Where the built dataset lives: ``$FOLK_SAMPLER_CACHE`` when set (a JupyterHub points every
+    user at one shared, read-only copy); ``datasets/cache`` in a clone of the repository; else
+    the user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``, then ``folk-sampler``), never
+    site-packages."""
+    if os.environ.get("FOLK_SAMPLER_CACHE"):
+        return Path(os.environ["FOLK_SAMPLER_CACHE"]).expanduser()
+    if (ROOT / "pyproject.toml").is_file() and (ROOT / "datasets").is_dir():
+        return ROOT / "datasets" / "cache"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "folk-sampler"
+
+
+CACHE_DIR = _cache_dir()
 COLLECTIONS = ("essenFolksong", "oneills1850", "ryansMammoth", "airdsAirs", "miscFolk")
 MAX_TOKENS = 512          # longer tunes are dropped (reason: "too long")
 MIN_TUNES_PER_TOKEN = 10  # rarer symbols are not in the vocabulary; their tunes are dropped
