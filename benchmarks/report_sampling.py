@@ -1,6 +1,7 @@
 """The teacher's table: what temperature and truncation do to tunes, beside the corpus's figures.
 
-    python benchmarks/report_sampling.py     # writes benchmarks/results/sampling_report*
+    python benchmarks/report_sampling.py            # recomputes everything (about 10 min)
+    python benchmarks/report_sampling.py --resume   # keeps the cells already in the .jsonl files
 
 Temperatures 0.5 … 3.0 × {no truncation, top-p 0.9, min-p 0.1}; 4 seeds × 32 tunes = 128 tunes per
 cell; every figure is a mean over those tunes.  Memorisation: the share of a tune's 8-token
@@ -35,6 +36,13 @@ OUT = Path(__file__).parent / "results"
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows already in results/sampling_report_*.jsonl "
+                             "(an interrupted run); without it every cell is recomputed")
+    args = parser.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     t0 = time.perf_counter()
     model = load_model()
@@ -42,6 +50,8 @@ def main() -> None:
     rows = []
     for name, extra in TRUNCATIONS.items():
         table = OUT / f"sampling_report_{name.replace(' ', '').replace('.', '')}.jsonl"
+        if not args.resume:
+            table.unlink(missing_ok=True)
         part = sweep(model, {"temperature": TEMPERATURES, **{k: [v] for k, v in extra.items()}},
                      seeds=SEEDS, n=N, out=table, memorisation=memo, progress=True)
         for r in part:

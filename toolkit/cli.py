@@ -179,6 +179,18 @@ def _logged(log: Path) -> dict[tuple[str, int], dict]:
     return done
 
 
+def _save(tune, folder: Path, formats: list[str], stem: str) -> tuple[list[Path], list[str]]:
+    """Write every format that can be written; a format that fails (a score that cannot be
+    engraved, say) is reported, and the tune's other files -- its ABC first -- still exist."""
+    saved, errors = [], []
+    for fmt in formats:
+        try:
+            saved += tune.save(folder, formats=[fmt], stem=stem)
+        except ValueError as err:
+            errors.append(f"{fmt}: {err}")
+    return saved, errors
+
+
 def _generate(args: argparse.Namespace) -> int:
     from toolkit.lm.generation import generate
     from toolkit.lm.model import load_model
@@ -214,9 +226,12 @@ def _generate(args: argparse.Namespace) -> int:
                     row = done.get((s["name"], i))
                     if row is None:
                         v = check_tokens(tune.tokens)
-                        saved = tune.save(folder, formats=s["formats"], stem=f"tune_{i:03d}")
+                        saved, errors = _save(tune, folder, s["formats"], f"tune_{i:03d}")
                         row = {"setting": s["name"], "tune": i, "files": [str(f) for f in saved],
                                "valid": v.ok, "problems": v.problems}
+                        if errors:
+                            row["errors"] = errors
+                            print(f"tune {i}: " + "; ".join(errors), file=sys.stderr)
                         logfile.write(json.dumps(row) + "\n")
                         logfile.flush()
                     else:

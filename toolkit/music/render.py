@@ -489,6 +489,30 @@ def _with_legend(score_svg: str, *, has_given: bool) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+#: The longest bar music21 is given, in bars of the tune's meter (free meter: in quarter notes).
+#: music21 re-bars what overflows and, writing MusicXML, searches for a time signature that fits
+#: the overflow; on a long overfull bar with fine durations that search runs for minutes (seen
+#: on a generated tune cut off at max_tokens mid-line: 61 notes in one "bar" of 6/2). Real tunes
+#: stay far below these limits.
+MAX_BARS_IN_ONE = 2
+MAX_FREE_BAR_QUARTERS = 32
+
+
+def _guard_bars(parsed: ParsedTune) -> None:
+    """Refuse, with the bar named, a tune whose bar lines music21 cannot follow in bounded time."""
+    from toolkit.music.reader import _meter
+
+    bar = _meter(parsed.meter)[1] if parsed.meter else None
+    limit = bar * MAX_BARS_IN_ONE if bar else Fraction(MAX_FREE_BAR_QUARTERS)
+    for i, m in enumerate(parsed.measures, start=1):
+        if m.length > limit:
+            size = (f"{float(m.length / bar):.1f} bars of {parsed.meter}" if bar
+                    else f"{float(m.length):g} quarter notes")
+            raise ABCError(f"bar {i} is {size} long (at most {limit / (bar or 1)} "
+                           f"{'bars' if bar else 'quarter notes'}): add the missing bar lines; "
+                           "music21 would spend minutes re-barring it", abc=parsed.text)
+
+
 def music21_score(parsed: ParsedTune) -> Any:
     """music21's reading of one tune (a ``Score``); raises :class:`ABCError`.
 
@@ -499,6 +523,7 @@ def music21_score(parsed: ParsedTune) -> Any:
     """
     from music21 import converter, stream
 
+    _guard_bars(parsed)
     text = parsed.text
     if not re.search(r"^\s*L:", text.split("\nK:")[0], flags=re.M):
         unit = f"L:{parsed.unit.numerator}/{parsed.unit.denominator}\n"
