@@ -55,7 +55,7 @@ binder-lock: setup
 	$(BIN)/python scripts/lock_binder.py --torch-index $(TORCH_CPU_INDEX)
 
 voila: setup
-	$(BIN)/voila $(ROOT_FLAG) notebooks/03_tune_studio.ipynb
+	$(BIN)/voila $(ROOT_FLAG) notebooks/apps/tune_studio.ipynb
 
 bench: setup
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -181,3 +181,18 @@ def test_bad_bars_are_numbered_from_the_first_bar_with_notes():
     assert M.check_tokens(toks).bad_bars == [1]
     abc = "X:1\nM:2/4\nL:1/8\nK:C\n|: CDEF | G6 | C4 :|\n"
     assert check_abc_music21(abc).bad_bars == [1]
+
+
+def test_sweep_on_a_real_dask_cluster_gives_the_same_rows(model):
+    """A class that outgrows one machine: the same sweep through a Dask cluster's executor."""
+    import distributed
+    grid = {"temperature": [0.9, 1.3], "max_tokens": [30]}
+    plain = sweep(model, grid, seeds=[4], n=2, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        on_dask = sweep(model, grid, seeds=[4], n=2, executor=client.get_executor(),
+                        progress=False)
+        assert len(client.scheduler_info()["workers"]) == 2
+    strip = lambda rows: [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]  # noqa: E731
+    assert strip(plain) == strip(on_dask)

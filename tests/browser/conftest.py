@@ -78,9 +78,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
 
 @pytest.fixture(scope="module")
 def voila_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoilaServer]:
-    """Voilà serving notebooks/03_tune_studio.ipynb as an app."""
+    """Voilà serving the app notebook, notebooks/apps/tune_studio.ipynb."""
     home = tmp_path_factory.mktemp("voila")
-    server = VoilaServer(NOTEBOOKS / "03_tune_studio.ipynb", home, home / "voila.log")
+    server = VoilaServer(NOTEBOOKS / "apps" / "tune_studio.ipynb", home, home / "voila.log")
     try:
         server.start()
         yield server

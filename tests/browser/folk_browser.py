@@ -29,8 +29,11 @@ REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 ARTIFACTS = REPO / "tests" / "artifacts"
 
-#: Debian's Chromium; Playwright cannot download its own browsers here.
-CHROMIUM = Path(os.environ.get("FOLK_SAMPLER_CHROMIUM", "/usr/bin/chromium"))
+#: Where a Chromium-family browser lives, in the order tried after $FOLK_SAMPLER_CHROMIUM.
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable",
+                  "chrome")
+MACOS_BROWSERS = ("/Applications/Chromium.app/Contents/MacOS/Chromium",
+                  "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -61,16 +64,45 @@ def notebook_paths() -> list[Path]:
     return sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
-def require_chromium() -> str:
-    """The Chromium executable; a clear failure (never a skip) when it is missing."""
-    if not CHROMIUM.exists():
-        import pytest
+def find_chromium() -> str | None:
+    """A Chromium-family browser: $FOLK_SAMPLER_CHROMIUM, then one on PATH (Debian's
+    ``chromium``, Chrome...), then the one Playwright installed (``playwright install
+    chromium``), then macOS's Chromium or Chrome; None when there is none."""
+    import shutil
 
-        pytest.fail(f"Chromium not found at {CHROMIUM}: the browser tests need Debian's "
-                    "Chromium. Install it with `apt-get install chromium` (as root; `.ci/run` "
-                    "does it), or point FOLK_SAMPLER_CHROMIUM at a Chromium executable.",
-                    pytrace=False)
-    return str(CHROMIUM)
+    given = os.environ.get("FOLK_SAMPLER_CHROMIUM")
+    if given:
+        return given if Path(given).exists() else None
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    try:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            own = p.chromium.executable_path
+        if own and Path(own).exists():
+            return own
+    except Exception:  # noqa: BLE001 -- no Playwright browser: try the next place
+        pass
+    return next((b for b in MACOS_BROWSERS if Path(b).exists()), None)
+
+
+def require_chromium() -> str:
+    """The browser's executable. Without one the browser tests skip with one line saying how
+    to get one -- except in CI (``CI`` set), where a missing browser is a failure."""
+    import pytest
+
+    found = find_chromium()
+    if found:
+        return found
+    how = ("no Chromium or Chrome found: install one (Debian/Ubuntu: `apt-get install "
+           "chromium`; anywhere: `python -m playwright install chromium`; macOS: Chrome), "
+           "or set FOLK_SAMPLER_CHROMIUM to its executable")
+    if os.environ.get("CI"):
+        pytest.fail(how, pytrace=False)
+    pytest.skip(how)
 
 
 def free_port() -> int:

@@ -1,4 +1,5 @@
-"""The tune studio as an app: Voilà serves notebooks/03_tune_studio.ipynb, Chromium opens it.
+"""The tune studio as an app: Voilà serves notebooks/apps/tune_studio.ipynb (the
+studio alone: no lesson text, no exercises), Chromium opens it.
 
 The page must show the studio's widgets, a score and an audio player, and no error output;
 moving the seed slider with the keyboard must write a new tune (the score changes).
@@ -6,10 +7,13 @@ moving the seed slider with the keyboard must write a new tune (the score change
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
 from folk_browser import (
+    ARTIFACTS,
+    REPO,
     Steps,
     VoilaServer,
     assert_no_kernel_errors,
@@ -34,6 +38,13 @@ def test_voila_studio_renders_and_seed_changes_score(voila_page: tuple[Any, Step
     assert studio.locator(".widget-dropdown").count() >= 3
     errors = error_outputs(page)
     assert not errors, "error output in the Voilà app:\n\n" + "\n\n".join(errors)
+
+    # the app is the studio alone: none of notebook 03's lesson text or exercise checks
+    body = page.inner_text("body")
+    assert "Not yet" not in body and "Exercise" not in body
+    page.screenshot(path=str(ARTIFACTS / "studio.png"))
+    if os.environ.get("FOLK_SAMPLER_UPDATE_SCREENSHOT"):  # the README's picture
+        page.screenshot(path=str(REPO / "docs" / "studio.png"))
 
     check_seed_changes_score(page, steps, studio)
     errors = error_outputs(page)

@@ -130,7 +130,12 @@ def build(out_dir: str | Path | None = None, verbose: bool = False) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     items = list(iter_corpus())
     with Pool(min(2, os.cpu_count() or 1)) as pool:
-        recs = pool.map(_encode_one, items, chunksize=64)
+        work = pool.imap(_encode_one, items, chunksize=64)
+        if verbose:
+            from tqdm.auto import tqdm
+
+            work = tqdm(work, total=len(items), desc="encoding tunes", unit="tune")
+        recs = list(work)
 
     dropped: Counter = Counter()
     for r in recs:
@@ -211,7 +216,11 @@ def load(split: str = "train", cache_dir: str | Path | None = None) -> list[dict
         raise ValueError(f"split must be one of 'train', 'valid', 'test', 'all', got {split!r}")
     d = Path(cache_dir) if cache_dir else CACHE_DIR
     if not (d / "tunes.jsonl").exists():
-        build(d)
+        import sys
+
+        print(f"Building the dataset cache in {d} (once, a few seconds; "
+              "`python -m toolkit build-data` does it ahead of time)...", file=sys.stderr)
+        build(d, verbose=True)
     with open(d / "tunes.jsonl") as f:
         recs = [json.loads(line) for line in f]
     return recs if split == "all" else [r for r in recs if r["split"] == split]
