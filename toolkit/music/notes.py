@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from toolkit.music.tokens import _ACCIDENTALS as ACCIDENTALS  # accidental text -> semitones
 from toolkit.music.tokens import (
+    ACCIDENTALS,
     MODES,
+    NATURAL_SEMITONE,
     PITCH_RE,
     Key,
     events,
@@ -79,7 +80,7 @@ def notes_of(tokens: Sequence[str], key: str = "C") -> list[Note]:
 def _semitones_to(key: str) -> int:
     """Semitones from C up to ``key``'s tonic, the nearer way (-6..5), as decode() moves."""
     k = parse_key(key)
-    semis = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}[k.letter] + k.alter
+    semis = NATURAL_SEMITONE[k.letter] + k.alter
     steps = "CDEFGAB".index(k.letter)
     return semis - 12 if steps > 3 else semis
 

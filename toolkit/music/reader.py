@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, NamedTuple
 
+from toolkit.music.tokens import ACCIDENTALS, MAJOR_FIFTHS, NATURAL_SEMITONE, default_unit
+
 __all__ = [
     "ABCError", "Note", "Event", "Measure", "ParsedTune", "Performance", "parse_abc",
     "tempo_qpm", "ending_spans", "play_order", "performance",
@@ -136,12 +138,12 @@ class ParsedTune:
 # ---------------------------------------------------------------------------------------------
 
 _SHARPS = "FCGDAEB"  # the order sharps enter a key signature; flats enter in reverse
-_TONIC_FIFTHS = {"C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5, "F": -1}
+_TONIC_FIFTHS = MAJOR_FIFTHS
 _MODE_FIFTHS = {"maj": 0, "ion": 0, "min": -3, "aeo": -3, "m": -3,
                 "mix": -1, "dor": -2, "phr": -4, "lyd": 1, "loc": -5}
 _MODE_NAMES = {"ion": "maj", "aeo": "min", "m": "min"}  # spelt so verovio reads them
-_STEP = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_ACCIDENTAL = {"^^": 2, "^": 1, "=": 0, "_": -1, "__": -2}
+_STEP = NATURAL_SEMITONE
+_ACCIDENTAL = ACCIDENTALS
 _CLEFS = {"treble", "bass", "alto", "tenor", "perc", "none", "bass3", "alto1", "alto2"}
 
 
@@ -248,11 +250,6 @@ def _unit_length(value: str) -> Fraction:
     if not Fraction(1, 256) <= unit <= 4:
         raise ABCError(f"the unit length L:{value.strip()} is out of range")
     return unit
-
-
-def _default_unit(bar: Fraction | None) -> Fraction:
-    """ABC's default unit length: 1/16 when a bar is shorter than 3/4 of a whole note, else 1/8."""
-    return Fraction(1, 16) if bar is not None and bar / 4 < Fraction(3, 4) else Fraction(1, 8)
 
 
 def tempo_qpm(value: str, unit: Fraction = Fraction(1, 8)) -> float | None:
@@ -798,7 +795,7 @@ def parse_abc(text: str | bytes) -> ParsedTune:
             raise ABCError(err.problem, abc=text, line=number, column=1) from None
 
     meter, bar, meter_plain = header("M", _meter, "none")
-    unit = header("L", _unit_length, "") if "L" in fields else _default_unit(bar)
+    unit = header("L", _unit_length, "") if "L" in fields else default_unit(bar)
     if not fields["K"][0]:
         raise ABCError("the K: (key) field is empty (write e.g. K:G, K:Ador or K:none)",
                        abc=text, line=k_line, column=1)

@@ -41,6 +41,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from toolkit.music.reader import ABCError, Measure, Note, ParsedTune, Performance, ending_spans
+from toolkit.music.tokens import NATURAL_SEMITONE
 
 if TYPE_CHECKING:
     from toolkit.music.tune import Tune
@@ -180,7 +181,7 @@ def _options(width: int, transpose: str, input_from: str) -> dict[str, Any]:
 _MEI_TAG = re.compile(r"<(/?)(measure|note|rest|tuplet|accid|chord|space|mRest|multiRest|"
                       r"beatRpt|halfmRpt|mRpt|graceGrp|bTrem|fTrem)\b([^>]*)>")
 _MEI_ACCID = {"s": 1, "f": -1, "n": 0, "ss": 2, "x": 2, "ff": -2}
-_MEI_STEP = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
+_MEI_STEP = {letter.lower(): s for letter, s in NATURAL_SEMITONE.items()}
 
 
 def _mei_agrees(mei: str, parsed: ParsedTune) -> bool:

@@ -58,10 +58,16 @@ _MODE_ALIASES = {
     "lyd": "lyd", "lydian": "lyd", "phr": "phr", "phrygian": "phr", "loc": "loc", "locrian": "loc",
 }
 _LETTERS = "CDEFGAB"
-_NATURAL_SEMITONE = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_MAJOR_FIFTHS = {"C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5, "F": -1}  # naturals
+#: semitones above C of each natural note
+NATURAL_SEMITONE = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+_NATURAL_SEMITONE = NATURAL_SEMITONE
+#: sharps (+) or flats (-) in the major key on each natural tonic
+MAJOR_FIFTHS = {"C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5, "F": -1}
+_MAJOR_FIFTHS = MAJOR_FIFTHS
 _SHARP_ORDER, _FLAT_ORDER = "FCGDAEB", "BEADGCF"
-_ACCIDENTALS = {"^^": 2, "^": 1, "=": 0, "_": -1, "__": -2}
+#: ABC accidental -> semitones
+ACCIDENTALS = {"^^": 2, "^": 1, "=": 0, "_": -1, "__": -2}
+_ACCIDENTALS = ACCIDENTALS
 _ACC_TEXT = {v: k for k, v in _ACCIDENTALS.items()}
 
 PITCH_RE = re.compile(r"^(\^\^|\^|__|_|=)?([A-Ga-g])([',]*)$")
@@ -307,11 +313,21 @@ def _meter_token(value: str) -> str:
     return "M:" + v
 
 
+def default_unit(bar: Fraction | None) -> Fraction:
+    """ABC's default unit length (when a tune has no ``L:``): 1/16 when a bar is shorter than
+    3/4 of a whole note, else 1/8. ``bar`` is the bar's length in quarter notes (None: free).
+
+    >>> default_unit(Fraction(2)), default_unit(Fraction(3)), default_unit(None)
+    (Fraction(1, 16), Fraction(1, 8), Fraction(1, 8))
+    """
+    return Fraction(1, 16) if bar is not None and bar / 4 < Fraction(3, 4) else UNIT
+
+
 def _default_unit(meter: str | None) -> Fraction:
     if meter is None:
         return UNIT
     num, den = meter[2:].split("/")
-    return Fraction(1, 16) if Fraction(int(num), int(den)) < Fraction(3, 4) else UNIT
+    return default_unit(4 * Fraction(int(num), int(den)))
 
 
 # --------------------------------------------------------------------------------------------
