@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-__all__ = ["check", "check_close", "check_function", "not_done"]
+__all__ = ["check", "check_close", "check_function", "not_done", "within"]
 
 OK, TODO, NO = "✅", "✏️", "❌"
 
@@ -24,6 +24,18 @@ OK, TODO, NO = "✅", "✏️", "❌"
 def not_done(value) -> bool:
     """True while an answer is still the placeholder ``...`` or ``None``."""
     return value is Ellipsis or value is None
+
+
+def within(name: str, value, lo: float, hi: float, fmt: str = ".3g") -> str:
+    """A figure that comes from sampling, stated as the band it must lie in.
+
+    Sampled figures move a little from machine to machine (one rounding difference flips a draw),
+    so a checked notebook output states the band, not the figure: ``"name: in [lo, hi] ✓"``, or
+    ``"name: value outside [lo, hi] ✗"`` when a broken model or sampler pushes it out.
+    """
+    v = float(value)
+    band = f"[{lo:{fmt}}, {hi:{fmt}}]"
+    return f"{name}: in {band} ✓" if lo <= v <= hi else f"{name}: {v:{fmt}} outside {band} ✗"
 
 
 def check(condition: bool, success: str, hint: str) -> bool:
