@@ -46,6 +46,7 @@ import torch
 
 from toolkit.lessons import plots
 from toolkit.lm import sampling as S
+from toolkit.lm.sampling.base import one_row
 
 __all__ = [
     "ORDERS", "TemperatureExplorer", "TruncationExplorer", "ChainOrderExplorer",
@@ -67,17 +68,6 @@ LIVE_DPI = 80
 # --------------------------------------------------------------------------------------------
 # Helpers the lessons share
 # --------------------------------------------------------------------------------------------
-
-def _row(logits: Any) -> torch.Tensor:
-    """One row of logits as a float64 (V,) tensor."""
-    x = torch.as_tensor(logits).detach().double()
-    if x.dim() == 2 and x.shape[0] == 1:
-        x = x[0]
-    if x.dim() != 1:
-        raise ValueError(f"logits must be one row of shape (V,) or (1, V), got shape "
-                         f"{tuple(x.shape)}")
-    return x
-
 
 def build_chain(order: str = ORDERS[0], temperature: float = 1.0, top_k: int = 0,
                 top_p: float = 1.0, min_p: float = 0.0, typical_p: float = 1.0) -> S.Chain:
@@ -158,7 +148,7 @@ def compare_orders(logits: Any, *, temperature: float = 1.0, top_k: int = 0, top
     >>> c.only_first, c.only_last
     (['B'], [])
     """
-    x = _row(logits)
+    x = one_row(logits)
     settings = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "min_p": min_p,
                 "typical_p": typical_p}
     names = list(vocab) if vocab is not None else None
@@ -197,7 +187,7 @@ def _logits_and_vocab(model: Any, prefix: Any, logits: Any, vocab: Sequence[str]
                              "(one row) with vocab=...")
         logits = model.next_logits(prefix)
         vocab = model.vocab if vocab is None else vocab
-    x = _row(logits)
+    x = one_row(logits)
     names = list(vocab) if vocab is not None else [f"#{i}" for i in range(len(x))]
     if len(names) != len(x):
         raise ValueError(f"vocab must name all {len(x)} tokens, got {len(names)} names")

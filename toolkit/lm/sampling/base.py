@@ -212,3 +212,14 @@ def _is_top(logits: Tensor) -> Tensor:
     return logits == logits.amax(dim=-1, keepdim=True)
 
 
+
+
+def one_row(logits: object) -> Tensor:
+    """One row of logits as a float64 ``(V,)`` tensor, from ``(V,)`` or ``(1, V)``."""
+    x = torch.as_tensor(logits).detach().double()
+    if x.dim() == 2 and x.shape[0] == 1:
+        x = x[0]
+    if x.dim() != 1:
+        raise ValueError(f"logits must be one row of shape (V,) or (1, V), got shape "
+                         f"{tuple(x.shape)}")
+    return x

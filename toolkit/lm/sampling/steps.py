@@ -24,6 +24,7 @@ from toolkit.lm.sampling.base import (
     _keep_argmax,
     _remove,
     _scalar,
+    one_row,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -80,12 +81,7 @@ def temperature_entropy(logits: Any, temperatures: Sequence[float] | np.ndarray)
     >>> temperature_entropy(torch.tensor([1.0, 1.0]), [0.5, 1.0, 2.0])
     array([1., 1., 1.])
     """
-    x = torch.as_tensor(logits).detach().double()
-    if x.dim() == 2 and x.shape[0] == 1:
-        x = x[0]
-    if x.dim() != 1:
-        raise ValueError(f"logits must be one row of shape (V,) or (1, V), got shape "
-                         f"{tuple(x.shape)}")
+    x = one_row(logits)
     t = torch.as_tensor(np.asarray(temperatures, dtype=np.float64))
     if t.dim() != 1 or not bool((t > 0).all()):
         raise ValueError("temperatures must be a 1-D sequence of numbers > 0 (use "
