@@ -236,7 +236,10 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     with Pool(args.processes) as pool:
-        results = sorted(pool.imap_unordered(_check, items, chunksize=16))
+        from tqdm import tqdm
+
+        results = sorted(tqdm(pool.imap_unordered(_check, items, chunksize=16),
+                              total=len(items), desc="round trip", unit="tune"))
     seconds = time.perf_counter() - t0
 
     per: dict[str, Counter] = {c: Counter() for c in data.COLLECTIONS}
