@@ -86,7 +86,7 @@ def test_the_tune_that_once_hung_is_refused_at_once():
     tune = Tune.from_abc((Path(__file__).parent / "data" / "overfull_last_bar.abc").read_text())
     t0 = time.perf_counter()
     for export in (tune.svg, lambda: tune.score):
-        with pytest.raises(ABCError, match="bar 13 is 10.9 bars of 6/2"):
+        with pytest.raises(ABCError, match="bar 13 lasts 129.792 quarter notes"):
             export()
     assert tune.wav()[:4] == b"RIFF"
     assert time.perf_counter() - t0 < 30           # minutes before; generous for slow machines

@@ -33,6 +33,7 @@ them; when the heads and the tokens do not pair up, a ValueError says so.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import re
@@ -490,28 +491,106 @@ def _with_legend(score_svg: str, *, has_given: bool) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-#: The longest bar music21 is given, in bars of the tune's meter (free meter: in quarter notes).
-#: music21 re-bars what overflows and, writing MusicXML, searches for a time signature that fits
-#: the overflow; on a long overfull bar with fine durations that search runs for minutes (seen
-#: on a generated tune cut off at max_tokens mid-line: 61 notes in one "bar" of 6/2). Real tunes
-#: stay far below these limits.
-MAX_BARS_IN_ONE = 2
-MAX_FREE_BAR_QUARTERS = 32
+#: How long music21 may be asked to spend re-barring one tune, in seconds (estimated, below).
+#:
+#: music21 re-bars a bar that is longer than its meter (``abcFormat.translate.reBar``, inside
+#: ``converter.parse``): it cuts the bar at the meter's length and gives the overflow a time
+#: signature of its own, n/d, found by ``meter.bestTimeSignature``. Making a time signature
+#: builds its accent hierarchy in time growing as n squared (``_setDefaultAccentWeights``):
+#: 0.1 s for 31/3, 1.5 s for 127/3, 14 s for 379/24, and minutes for 2827/24 -- the overflow of
+#: a generated tune cut off at ``max_tokens`` in a long last line with a triplet in it. A time
+#: signature music21 cannot make (a beat shorter than 1/128) is worse: it drops the overflow,
+#: notes and all, without a word. A bar over by a note or two needs a small time signature:
+#: tunes the model or a student gets slightly wrong still go through as before.
+MAX_REBAR_SECONDS = 0.5
 
 
-def _guard_bars(parsed: ParsedTune) -> None:
-    """Refuse, with the bar named, a tune whose bar lines music21 cannot follow in bounded time."""
-    from toolkit.music.reader import _meter
+def _signature_seconds(n: int, d: int) -> float:
+    """About how long music21 9.x takes to make the time signature n/d (one core, measured):
+    beats of a third, fifth... (tuplets) cost most, beats shorter than 1/32 least.
 
-    bar = _meter(parsed.meter)[1] if parsed.meter else None
-    limit = bar * MAX_BARS_IN_ONE if bar else Fraction(MAX_FREE_BAR_QUARTERS)
-    for i, m in enumerate(parsed.measures, start=1):
-        if m.length > limit:
-            size = (f"{float(m.length / bar):.1f} bars of {parsed.meter}" if bar
-                    else f"{float(m.length):g} quarter notes")
-            raise ABCError(f"bar {i} is {size} long (at most {limit / (bar or 1)} "
-                           f"{'bars' if bar else 'quarter notes'}): add the missing bar lines; "
-                           "music21 would spend minutes re-barring it", abc=parsed.text)
+    >>> round(_signature_seconds(2827, 24)), round(_signature_seconds(1, 8), 6)
+    (799, 1.5e-05)
+    """
+    if d > 32:
+        return 5e-5 * n
+    return (1.5e-5 if d & (d - 1) == 0 else 1e-4) * n * n
+
+
+def _overflows(handler: Any) -> list[tuple[int, Fraction, Fraction]]:
+    """The bars music21 will re-bar, as music21 itself reads them (the lengths of notes,
+    tuplets and broken rhythm by its own rules, which are not always ours): (bar number from
+    1, its length, the meter's bar length), in quarter notes."""
+    from music21 import abcFormat
+    from music21.common import opFrac  # music21's own rounding of float lengths to fractions
+
+    found = []
+    voices = handler.splitByVoice()
+    for part in voices if len(voices) == 1 else [voices[0] + v for v in voices[1:]]:
+        if not part.definesMeasures():
+            continue  # music21 makes no bars of its own: nothing is re-barred
+        bar: Fraction | None = None
+        filled, number = Fraction(0), 0
+        for token in [*part.tokens, None]:
+            if token is None or isinstance(token, abcFormat.ABCBar):
+                if filled:
+                    number += 1
+                    if bar is not None and filled > bar:
+                        found.append((number, filled, bar))
+                filled = Fraction(0)
+            elif isinstance(token, abcFormat.ABCMetadata) and token.isMeter():
+                ts = token.getTimeSignatureObject()
+                bar = None if ts is None else Fraction(opFrac(ts.barDuration.quarterLength))
+            elif isinstance(token, abcFormat.ABCNote) and not token.inGrace:  # chords, rests too
+                length = Fraction(opFrac(token.quarterLength))
+                if token.activeTuplet is not None:
+                    length *= Fraction(opFrac(token.activeTuplet.tupletMultiplier()))
+                filled += length
+    return found
+
+
+def _overflow_signature(extra: Fraction) -> tuple[int, int]:
+    """The time signature (n, d) music21's ``bestTimeSignature`` gives an overflow of ``extra``
+    quarter notes: in lowest terms over a power of two (x/1 and x/2 written over 4), or, for a
+    length no power of two divides (tuplets), its quarter-note fraction as it stands.
+
+    >>> _overflow_signature(Fraction(1, 2)), _overflow_signature(Fraction(2827, 24))
+    ((1, 8), (2827, 24))
+    """
+    if extra.denominator & (extra.denominator - 1):
+        return extra.numerator, extra.denominator
+    whole = extra / 4
+    scale = {1: 4, 2: 2}.get(whole.denominator, 1)
+    return whole.numerator * scale, whole.denominator * scale
+
+
+def _guard_rebarring(handler: Any, abc: str) -> None:
+    """Refuse, with the bar named, a tune whose overfull bars music21 cannot re-bar in bounded
+    time or without losing notes (see :data:`MAX_REBAR_SECONDS`)."""
+    from music21 import meter
+
+    seconds = 0.0
+    seen: set[tuple[int, int]] = set()
+    for number, length, bar in _overflows(handler):
+        n, d = signature = _overflow_signature(length - bar)
+        if signature in seen:
+            continue  # music21 keeps what it worked out for a time signature
+        seen.add(signature)
+        seconds += _signature_seconds(n, d)
+        over = (f"bar {number} lasts {float(length):g} quarter notes, "
+                f"{float(length - bar):g} more than its meter's {float(bar):g}")
+        if seconds > MAX_REBAR_SECONDS:
+            took = f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.1f}"
+            others = " with the tune's other overfull bars" if len(seen) > 1 else ""
+            raise ABCError(f"{over}: music21 would re-bar the overflow in a time signature of "
+                           f"{n}/{d}, which would take it about {took} s{others} (at most "
+                           f"{MAX_REBAR_SECONDS:g} s); add the missing bar lines", abc=abc)
+        try:
+            meter.TimeSignature(f"{n}/{d}")  # cheap now; music21 reuses the work when it parses
+        except Exception as err:  # music21 raises many kinds; all mean it drops the overflow
+            raise ABCError(f"{over}: music21 cannot give the overflow a time signature "
+                           f"({n}/{d}: {err}) and would drop its notes; add the missing bar "
+                           "lines", abc=abc) from err
 
 
 def music21_score(parsed: ParsedTune) -> Any:
@@ -520,11 +599,11 @@ def music21_score(parsed: ParsedTune) -> Any:
     music21 reads richer ABC than verovio (several voices, chords, grace notes) but takes
     ~40 ms a tune. It is given the tune's text with what ABC assumes written out: the version
     (2.1, so that accidentals hold to the end of the bar), an ``X:`` line, and the ``L:`` unit
-    length, which music21 will not guess.
+    length, which music21 will not guess. Overfull bars are checked first, in music21's own
+    reading (a few ms): see :data:`MAX_REBAR_SECONDS`.
     """
-    from music21 import converter, stream
+    from music21 import abcFormat, converter, stream
 
-    _guard_bars(parsed)
     text = parsed.text
     if not re.search(r"^\s*L:", text.split("\nK:")[0], flags=re.M):
         unit = f"L:{parsed.unit.numerator}/{parsed.unit.denominator}\n"
@@ -533,7 +612,11 @@ def music21_score(parsed: ParsedTune) -> Any:
         text = "X:1\n" + text
     text = "%abc-2.1\n" + text  # else music21 reads ABC 1.3: accidentals last one note
     try:
+        handler = abcFormat.ABCFile().readstr(text)  # music21's tokens: what it will read
+        _guard_rebarring(handler, parsed.text)
         score = converter.parse(text, format="abc", forceSource=True)
+    except ABCError:
+        raise
     except Exception as err:  # music21 raises many kinds; to the user they all mean this
         raise ABCError(f"music21 cannot read this ABC: {type(err).__name__}: {err}",
                        abc=parsed.text) from err
@@ -543,6 +626,14 @@ def music21_score(parsed: ParsedTune) -> Any:
         score = score.scores[0]
     if not score.flatten().notesAndRests:
         raise ABCError("music21 found no notes in this ABC", abc=parsed.text)
+    # music21's re-barring gives the bar after an overflow the very TimeSignature object of an
+    # earlier bar; its MIDI writer then fails ("... is already found in this Stream")
+    seen: set[int] = set()
+    for bar in score.recurse().getElementsByClass(stream.Measure):
+        if bar.timeSignature is not None:
+            if id(bar.timeSignature) in seen:
+                bar.timeSignature = copy.deepcopy(bar.timeSignature)
+            seen.add(id(bar.timeSignature))
     return score
 
 
