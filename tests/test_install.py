@@ -10,7 +10,6 @@ CPU index itself when a ``+cpu`` wheel of the pin is available otherwise (pip's 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shlex
 import shutil
@@ -20,6 +19,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,12 +27,7 @@ pytestmark = [pytest.mark.install, pytest.mark.timeout(300)]
 
 
 def _lock_binder():
-    spec = importlib.util.spec_from_file_location(
-        "lock_binder", ROOT / "scripts" / "lock_binder.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("lock_binder")
 
 
 @pytest.fixture(scope="module")

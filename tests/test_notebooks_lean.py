@@ -7,11 +7,11 @@ committed straight from a run.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(
@@ -24,12 +24,7 @@ ids = [p.name for p in NOTEBOOKS]
 
 
 def _cleaner():
-    spec = importlib.util.spec_from_file_location(
-        "clean_notebooks", ROOT / "scripts" / "clean_notebooks.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("clean_notebooks")
 
 
 def test_there_are_notebooks():

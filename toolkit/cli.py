@@ -134,7 +134,7 @@ def _plan(args: argparse.Namespace, model) -> list[dict]:
     """Every setting of the grid, checked (chain, n, meter, style, key, ...) before anything is
     written: one ValueError names the first bad one."""
     from toolkit.lm import sampling as S
-    from toolkit.lm.generation import _settings
+    from toolkit.lm.generation import check_settings
     from toolkit.lm.sampling.constraints import MeterConstraint
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
@@ -148,7 +148,7 @@ def _plan(args: argparse.Namespace, model) -> list[dict]:
         chain = S.temperature_first(temperature=temp, top_k=k, top_p=p, min_p=mp)
         if args.meter_constraint:
             chain = S.chain(MeterConstraint(), chain)
-        _settings(model, args.n, seed, args.meter, args.mode, args.style, args.prime,
+        check_settings(model, args.n, seed, args.meter, args.mode, args.style, args.prime,
                   args.max_tokens, chain, None, args.guidance, args.key, True)
         name = f"T{temp}_k{k}_p{p}_minp{mp}_seed{seed}" if len(grid) > 1 else ""
         plan.append({"name": name, "chain": chain, "temperature": temp, "top_k": k, "top_p": p,

@@ -37,7 +37,7 @@ from toolkit.music.tokens import (
     is_pitch,
 )
 
-__all__ = ["generate", "GenerationSettings", "StepRecord"]
+__all__ = ["generate", "check_settings", "GenerationSettings", "StepRecord"]
 
 StepRecord = dict  # what ``on_step`` receives: step, logits (B, V), tokens (B,), finished (B,)
 
@@ -119,7 +119,7 @@ def generate(model: FolkLSTM, n: int = 1, seed: int | None = None, meter: str | 
     stop_at_end : False forbids ``</s>`` so every tune runs to ``max_tokens`` (benchmarks).
     on_step : called after each step with the raw logits and drawn tokens (step-through views).
     """
-    settings = _settings(model, n, seed, meter, mode, style, prime, max_tokens, sampler,
+    settings = check_settings(model, n, seed, meter, mode, style, prime, max_tokens, sampler,
                          temperature, guidance, key, stop_at_end)
     onednn = torch.backends.mkldnn.enabled
     # oneDNN's LSTM kernel costs ~10x more per single-token step than PyTorch's own on CPU
@@ -131,7 +131,7 @@ def generate(model: FolkLSTM, n: int = 1, seed: int | None = None, meter: str | 
         torch.backends.mkldnn.enabled = onednn
 
 
-def _settings(model, n, seed, meter, mode, style, prime, max_tokens, sampler, temperature,
+def check_settings(model, n, seed, meter, mode, style, prime, max_tokens, sampler, temperature,
               guidance, key, stop_at_end) -> GenerationSettings:
     """Check every argument (each error names it and its allowed range) and settle the chain."""
     from toolkit.lm import sampling as S
