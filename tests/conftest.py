@@ -19,10 +19,17 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def load_script(name: str):
-    """One of the committed scripts in ``scripts/`` (not a package), imported as a module."""
+def _load_script(name: str):
     path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """Imports one of the committed scripts in ``scripts/`` (not a package) as a module:
+    ``load_script("clean_notebooks")``.  A fixture, not an importable helper, because
+    ``tests/browser/conftest.py`` would shadow ``from conftest import ...``."""
+    return _load_script

@@ -19,15 +19,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [pytest.mark.install, pytest.mark.timeout(300)]
-
-
-def _lock_binder():
-    return load_script("lock_binder")
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +56,8 @@ def test_makefile_pins_the_torch_of_pyproject(torch_args):
         assert index not in torch_args
 
 
-def test_install_resolves_without_cuda(torch_args):
-    lock = _lock_binder()
+def test_install_resolves_without_cuda(torch_args, load_script):
+    lock = load_script("lock_binder")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = list(project["dependencies"]) + list(project["optional-dependencies"]["dev"])
     torch, items = lock.resolve(torch_args, requirements)

@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(
@@ -21,10 +20,6 @@ MAX_EACH = 500_000  # bytes
 MAX_TOTAL = 4_500_000  # bytes
 
 ids = [p.name for p in NOTEBOOKS]
-
-
-def _cleaner():
-    return load_script("clean_notebooks")
 
 
 def test_there_are_notebooks():
@@ -53,13 +48,13 @@ def test_no_audio_and_no_widget_state(path):
     assert "kernelspec" in nb["metadata"]
 
 
-def test_cleaner_has_nothing_left_to_do(capsys):
-    assert _cleaner().main(["--check"]) == 0, capsys.readouterr().out
+def test_cleaner_has_nothing_left_to_do(capsys, load_script):
+    assert load_script("clean_notebooks").main(["--check"]) == 0, capsys.readouterr().out
 
 
-def test_cleaner_strips_audio_widgets_and_big_images_but_keeps_text():
+def test_cleaner_strips_audio_widgets_and_big_images_but_keeps_text(load_script):
     nbformat = pytest.importorskip("nbformat")
-    cleaner = _cleaner()
+    cleaner = load_script("clean_notebooks")
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
         "name": "python3",
