@@ -430,11 +430,17 @@ def test_check_tokens_finds_a_broken_bar():
     assert v.bad_bars == [1]  # too long
 
 
-def test_check_tokens_allows_a_pickup_and_a_short_last_bar():
+def test_check_tokens_allows_a_pickup_and_a_last_bar_that_completes_it():
     assert check_tokens(tune("G", "2", "|", "C", "8", "|", "D", "6", "|]")).ok
-    assert check_tokens(tune("G", "|:", "c", "2", "d", "2", "e", "4", "|", "f", "6", ":|",
+    assert check_tokens(tune("G", "|:", "c", "2", "d", "2", "e", "4", "|", "f", "6", "e", ":|",
                              meter="M:4/4")).ok
-    assert check_tokens(tune("|:", "c", "8", "|", "[1", "d", "4", ":|", "[2", "e", "8", "|]")).ok
+    assert check_tokens(tune("|:", "c", "8", "|", "[1", "d", "8", ":|", "[2", "e", "8", "|]")).ok
+    # strict: a repeated section's last bar must complete its pickup, and a section that opens
+    # on a full bar must close on one (the lenient verdict, `readable`, lets both pass)
+    v = check_tokens(tune("G", "|:", "c", "2", "d", "2", "e", "4", "|", "f", "6", ":|"))
+    assert not v.ok and v.readable and "pickup" in v.reason
+    v = check_tokens(tune("|:", "c", "8", "|", "[1", "d", "4", ":|", "[2", "e", "8", "|]"))
+    assert not v.ok and v.readable and not v.bars_ok
 
 
 def test_check_tokens_finds_unbalanced_repeats_and_missing_parts():

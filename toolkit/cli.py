@@ -119,8 +119,12 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style", default=None)
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale")
     p.add_argument("--prime", default=None, help="the tune's opening, ABC in --key")
+    p.add_argument("--constrain", choices=["none", "grammar", "meter"], default="none",
+                   help="grammar: mask every token that would make the tune invalid ABC, and "
+                        "close every tune within --max-tokens; meter: only forbid notes that "
+                        "overfill a bar (a short bar may still end a section)")
     p.add_argument("--meter-constraint", action="store_true",
-                   help="forbid notes that overfill a bar (toolkit.lm.sampling.constraints)")
+                   help="the same as --constrain meter")
     p.add_argument("--key", default="D", help="display key of the written tunes")
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--model", default=None, help="weights file or run folder")
@@ -135,7 +139,6 @@ def _plan(args: argparse.Namespace, model) -> list[dict]:
     written: one ValueError names the first bad one."""
     from toolkit.lm import sampling as S
     from toolkit.lm.generation import check_settings
-    from toolkit.lm.sampling.constraints import MeterConstraint
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     bad = [f for f in formats if f not in EXPORT_FORMATS]
@@ -146,14 +149,20 @@ def _plan(args: argparse.Namespace, model) -> list[dict]:
     plan = []
     for temp, k, p, mp, seed in grid:
         chain = S.temperature_first(temperature=temp, top_k=k, top_p=p, min_p=mp)
-        if args.meter_constraint:
-            chain = S.chain(MeterConstraint(), chain)
         check_settings(model, args.n, seed, args.meter, args.mode, args.style, args.prime,
-                  args.max_tokens, chain, None, args.guidance, args.key, True)
+                       args.max_tokens, chain, None, args.guidance, args.key, True,
+                       _constrain(args))
         name = f"T{temp}_k{k}_p{p}_minp{mp}_seed{seed}" if len(grid) > 1 else ""
         plan.append({"name": name, "chain": chain, "temperature": temp, "top_k": k, "top_p": p,
                      "min_p": mp, "seed": seed, "formats": formats})
     return plan
+
+
+def _constrain(args: argparse.Namespace) -> str | None:
+    if args.meter_constraint and args.constrain not in ("none", "meter"):
+        raise ValueError(f"give --constrain {args.constrain} or --meter-constraint, not both")
+    return "meter" if args.meter_constraint else (None if args.constrain == "none"
+                                                  else args.constrain)
 
 
 def _out_folder(path: str) -> Path:
@@ -205,7 +214,7 @@ def _generate(args: argparse.Namespace) -> int:
     done = _logged(log)
     common = {"n": args.n, "meter": args.meter, "mode": args.mode, "style": args.style,
               "guidance": args.guidance, "prime": args.prime, "key": args.key,
-              "max_tokens": args.max_tokens, "meter_constraint": args.meter_constraint}
+              "max_tokens": args.max_tokens, "constrain": _constrain(args)}
     head = {"model": model.info.get("id", "folk_lstm"), "command": " ".join(sys.argv),
             "log": log.name}
     (out / "run.json").write_text(json.dumps({**head, "status": "running", "runs": []}, indent=1))
@@ -220,7 +229,8 @@ def _generate(args: argparse.Namespace) -> int:
                 tunes = generate(model, n=args.n, seed=s["seed"], meter=args.meter,
                                  mode=args.mode, style=args.style, prime=args.prime,
                                  max_tokens=args.max_tokens, sampler=s["chain"],
-                                 guidance=args.guidance, key=args.key)
+                                 guidance=args.guidance, key=args.key,
+                                 constrain=_constrain(args))
                 files, validity = [], []
                 for i, tune in enumerate(tunes, start=1):
                     row = done.get((s["name"], i))

@@ -30,20 +30,10 @@ gone by (``M:6/8``), the clock also knows how long a full bar is, and the model'
 from __future__ import annotations
 
 import math
-from fractions import Fraction
-from typing import NamedTuple
 
 import torch
 
-from toolkit.music.tokens import (
-    _TUPLET_Q,
-    BARS,
-    BROKEN,
-    bar_length,
-    is_duration,
-    is_pitch,
-    parse_duration,
-)
+from toolkit.music.clock import START, Clock, advance
 
 __all__ = ["Clock", "START", "advance", "feature", "N_FEATURES", "FILLED_MAX", "ROOM_BASE",
            "ROOM_LOW", "ROOM_HIGH", "BarClock"]
@@ -53,56 +43,6 @@ FILLED_MAX = 192       # meter unknown: 0 .. 191 twelfths filled (16 eighths), 1
 ROOM_BASE = FILLED_MAX + 1
 ROOM_LOW, ROOM_HIGH = 24, 384  # meter known: room left from −2 to +32 eighths, in twelfths
 N_FEATURES = ROOM_BASE + ROOM_LOW + ROOM_HIGH + 1
-
-
-class Clock(NamedTuple):
-    """The state of the current bar after some tokens (immutable, hashable)."""
-
-    filled: Fraction = Fraction(0)      # eighths so far, the last note's duration included
-    last: Fraction | None = None        # length of the last note or rest (None after a bar line)
-    after_duration: bool = False        # the last note already has its duration token
-    tuplet_left: int = 0                # notes still inside a tuplet
-    tuplet_scale: Fraction = Fraction(1)
-    broken_next: Fraction | None = None  # the second note of a broken-rhythm pair is scaled
-    bar: int = 0                        # bar lines passed (0: still in the first bar)
-    full: Fraction | None = None        # a full bar's length, once a meter token has gone by
-
-    def next_scale(self) -> Fraction:
-        """What the next note's length is multiplied by (tuplet and broken rhythm)."""
-        scale = self.tuplet_scale if self.tuplet_left else Fraction(1)
-        return scale * (self.broken_next or 1)
-
-
-START = Clock()
-
-
-def advance(clock: Clock, tok: str) -> Clock:
-    """The clock after one more token (the arithmetic of :func:`toolkit.abc.events`)."""
-    if is_pitch(tok) or tok == "z":
-        length = clock.next_scale()
-        return clock._replace(filled=clock.filled + length, last=length, after_duration=False,
-                              tuplet_left=max(0, clock.tuplet_left - 1), broken_next=None)
-    if is_duration(tok):
-        if clock.last is None or clock.after_duration:
-            return clock
-        d = parse_duration(tok)
-        return clock._replace(filled=clock.filled + clock.last * (d - 1), last=clock.last * d,
-                              after_duration=True)
-    if tok in BROKEN:
-        if clock.last is None:
-            return clock
-        first, second = BROKEN[tok]
-        return clock._replace(filled=clock.filled + clock.last * (first - 1), broken_next=second)
-    if tok.startswith("(") and tok[1:].isdigit():
-        p = int(tok[1:])
-        return clock._replace(tuplet_left=p, tuplet_scale=Fraction(int(_TUPLET_Q.get(str(p), "2")),
-                                                                   p))
-    if tok in BARS:
-        return clock._replace(filled=Fraction(0), last=None, after_duration=False,
-                              bar=clock.bar + 1)
-    if tok.startswith("M:"):
-        return clock._replace(full=bar_length(tok))
-    return clock
 
 
 def feature(clock: Clock) -> int:

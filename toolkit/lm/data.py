@@ -103,7 +103,7 @@ def _encode_one(item: tuple[str, str, str]) -> dict:
         rec["error"] = reason
         return rec
     validity = check_tokens(tokens)
-    if not validity.ok:  # the model should learn from tunes whose bars add up
+    if not validity.readable:  # the model learns from tunes whose bars add up (lenient rules)
         rec["error"] = ("a bar is not as long as the meter" if not validity.bars_ok
                         else "unbalanced repeats or endings")
         return rec
@@ -283,7 +283,7 @@ def read_abc_files(paths, style: str | None = None, *,
                 continue
             if check_bars:
                 validity = check_tokens(tokens)
-                if not validity.ok:
+                if not validity.readable:
                     skipped.append((f"{p.name} tune {i + 1}", "; ".join(validity.problems)))
                     continue
             records.append({"source": f"{p.name}#{i}", "style": style, "split": "train",

@@ -37,7 +37,7 @@ from toolkit.music.tokens import (
     is_pitch,
 )
 
-__all__ = ["generate", "check_settings", "GenerationSettings", "StepRecord"]
+__all__ = ["generate", "check_settings", "GenerationSettings", "StepRecord", "CONSTRAINTS"]
 
 StepRecord = dict  # what ``on_step`` receives: step, logits (B, V), tokens (B,), finished (B,)
 
@@ -101,7 +101,7 @@ def generate(model: FolkLSTM, n: int = 1, seed: int | None = None, meter: str | 
              prime: str | list[str] | None = None,
              max_tokens: int = 256, sampler=None, temperature: float | None = None,
              guidance: float | None = None, key: str = "D", stop_at_end: bool = True,
-             on_step: Callable[[StepRecord], None] | None = None):
+             on_step: Callable[[StepRecord], None] | None = None, constrain: str | None = None):
     """Generate ``n`` tunes at once; return a list of :class:`toolkit.music.tune.Tune`.
 
     Parameters
@@ -118,9 +118,13 @@ def generate(model: FolkLSTM, n: int = 1, seed: int | None = None, meter: str | 
     seed : same seed, same tunes (byte for byte on the same machine); None picks one and records it.
     stop_at_end : False forbids ``</s>`` so every tune runs to ``max_tokens`` (benchmarks).
     on_step : called after each step with the raw logits and drawn tokens (step-through views).
+    constrain : ``"grammar"`` masks, at every step, every token that would make the tune
+        invalid and closes every tune within ``max_tokens`` (:class:`S.GrammarConstraint`);
+        ``"meter"`` only keeps bars from overflowing (:class:`S.MeterConstraint`); None: free.
+        The same as putting ``S.grammar()`` first in the chain (after a guidance step).
     """
     settings = check_settings(model, n, seed, meter, mode, style, prime, max_tokens, sampler,
-                         temperature, guidance, key, stop_at_end)
+                              temperature, guidance, key, stop_at_end, constrain)
     onednn = torch.backends.mkldnn.enabled
     # oneDNN's LSTM kernel costs ~10x more per single-token step than PyTorch's own on CPU
     torch.backends.mkldnn.enabled = False
@@ -131,8 +135,11 @@ def generate(model: FolkLSTM, n: int = 1, seed: int | None = None, meter: str | 
         torch.backends.mkldnn.enabled = onednn
 
 
+CONSTRAINTS = ("grammar", "meter")
+
+
 def check_settings(model, n, seed, meter, mode, style, prime, max_tokens, sampler, temperature,
-              guidance, key, stop_at_end) -> GenerationSettings:
+                   guidance, key, stop_at_end, constrain=None) -> GenerationSettings:
     """Check every argument (each error names it and its allowed range) and settle the chain."""
     from toolkit.lm import sampling as S
 
@@ -152,6 +159,17 @@ def check_settings(model, n, seed, meter, mode, style, prime, max_tokens, sample
                          "(put S.temperature(...) in the chain)")
     elif not hasattr(sampler, "sample"):
         sampler = S.chain(sampler)
+    if constrain is not None:
+        if constrain not in CONSTRAINTS:
+            raise ValueError(f"constrain must be one of {', '.join(map(repr, CONSTRAINTS))} or "
+                             f"None, got {constrain!r}")
+        if not stop_at_end:
+            raise ValueError("constrain needs stop_at_end=True: the constraint ends every tune")
+        if not isinstance(sampler, S.Step):
+            raise ValueError("generate(constrain=...) needs a sampler chain; put S.grammar() "
+                             "first in your own sampler instead")
+        sampler = _constrained(sampler, S.grammar() if constrain == "grammar"
+                               else S.meter_constraint())
     if guidance is not None and (isinstance(guidance, bool) or
                                  not isinstance(guidance, int | float) or not 0 <= guidance <= 20):
         raise ValueError(f"guidance must be a number in [0, 20], got {guidance!r}")
@@ -171,6 +189,17 @@ def check_settings(model, n, seed, meter, mode, style, prime, max_tokens, sample
     if settings.guided and style is None:
         raise ValueError("guidance needs a style to steer towards: give style=...")
     return settings
+
+
+def _constrained(sampler, step):
+    """``step`` first in the chain: after a guidance step (which must see raw logits), before
+    everything else (which must see only the tokens the constraint allows)."""
+    from toolkit.lm import sampling as S
+
+    steps = _steps(sampler)
+    if steps and isinstance(steps[0], S.Guidance):
+        return S.Chain(steps[0], step, *steps[1:])
+    return S.Chain(step, sampler)
 
 
 def _grammar(vocab: tuple[str, ...], stop_at_end: bool, device) -> torch.Tensor:
@@ -239,7 +268,7 @@ def _run(model: FolkLSTM, s: GenerationSettings, on_step) -> list:
         cond = logits[:n].masked_fill(forbid, float("-inf"))
         uncond = logits[n:].masked_fill(forbid, float("-inf")) if rows == 2 else None
         ctx = S.Context(history=buf[:, :P + step], step=step, bar=bars, vocab=model.vocab,
-                        uncond_logits=uncond)
+                        uncond_logits=uncond, max_tokens=T)
         tok = s.sampler.sample(cond, generator=g, ctx=ctx)               # (n,)
         tok = torch.where(finished, torch.full_like(tok, eos), tok)
         buf[:, P + step] = tok

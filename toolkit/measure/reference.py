@@ -15,10 +15,19 @@ start, a double bar, a repeat end or an ending mark) or closes a section (before
 double or final bar, an ending mark, or the end of the tune); no bar may be longer.  Repeats:
 no repeat start while another is open, none left open at the end, a second ending only after a
 first.
+
+Strict rules, read from music21's tokens in the same spirit (what music21 says a note is, not
+what our tokens say): a tie starts on a note and stops on the very next note, with the same
+pitch as music21 spells it, no rest or section line between; a broken-rhythm pair is two notes
+written with equal lengths, not chained, in one bar; a ``(3`` is followed by three notes of one
+length in one bar; a section that opens on a short bar (pickup) ends on a bar that completes it
+(a repeat end must; a double bar or the tune's end may also close on a full bar), and one that
+opens on a full bar ends on a full bar; the tune does not stop inside a bar.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -135,7 +144,97 @@ def check_abc_music21(abc: str) -> Validity:
     if open_repeat:
         v.repeats_ok = False
         v.problems.append("a repeat is never closed")
+    if v.has_notes:
+        _strict(v, handler.tokens, bars, full)
     return v
+
+
+_WRITTEN = re.compile(r"[A-Ga-gz][,']*([0-9]*/*[0-9]*)")
+
+
+def _written(src: str) -> Fraction:
+    """The length a note's text writes (``2``, ``/2``, none...), before broken rhythm or
+    tuplets, in units of L."""
+    from toolkit.music.tokens import parse_duration
+
+    m = _WRITTEN.search(src)
+    text = m.group(1) if m else ""
+    return Fraction(1, 4) if text == "//" else parse_duration(text)
+
+
+def _strict(v: Validity, tokens, bars, full) -> None:
+    """The strict rules in music21's terms (see the module docstring)."""
+    from music21 import abcFormat
+
+    def fail(field_name: str, why: str) -> None:
+        if getattr(v, field_name):
+            setattr(v, field_name, False)
+            v.problems.append(f"music21: {why}")
+
+    items = [t for t in tokens if isinstance(t, abcFormat.ABCNote | abcFormat.ABCBar |
+                                             abcFormat.ABCTuplet |
+                                             abcFormat.ABCBrokenRhythmMarker)
+             and not getattr(t, "inGrace", False)]
+    for i, t in enumerate(items):
+        if not isinstance(t, abcFormat.ABCNote):
+            continue
+        if t.tie in ("start", "continue"):
+            j = i + 1
+            while j < len(items) and isinstance(items[j], abcFormat.ABCBar) \
+                    and _bar_kind(items[j]) == "plain":
+                j += 1
+            nxt = items[j] if j < len(items) else None
+            if not isinstance(nxt, abcFormat.ABCNote) or nxt.tie not in ("stop", "continue") \
+                    or nxt.isRest or nxt.pitchName != t.pitchName:
+                fail("ties_ok", f"the tie on {t.src} does not reach the same pitch")
+        marker = t.brokenRhythmMarker
+        if marker and marker[1] == "left":
+            nxt = items[i + 2] if i + 2 < len(items) else None
+            if not isinstance(items[i + 1], abcFormat.ABCBrokenRhythmMarker) \
+                    or not isinstance(nxt, abcFormat.ABCNote):
+                fail("broken_ok", f"broken rhythm after {t.src} has no second note in the bar")
+            elif _written(t.src) != _written(nxt.src):
+                fail("broken_ok", f"broken rhythm between unequal notes {t.src} {nxt.src}")
+            elif i + 3 < len(items) and isinstance(items[i + 3],
+                                                   abcFormat.ABCBrokenRhythmMarker):
+                fail("broken_ok", f"chained broken rhythm after {nxt.src}")
+            elif t.activeTuplet is not None or nxt.activeTuplet is not None:
+                fail("broken_ok", "broken rhythm inside a tuplet")
+    for i, t in enumerate(items):
+        if isinstance(t, abcFormat.ABCTuplet):
+            group = items[i + 1:i + 4]
+            if len(group) < 3 or not all(isinstance(n, abcFormat.ABCNote) for n in group):
+                fail("tuplets_ok", "a (3 is not followed by three notes in its bar")
+            elif len({_exact(n.quarterLength) for n in group}) != 1:
+                fail("tuplets_ok", "a (3 holds notes of unequal length")
+    if full is None:
+        return
+    # sections, as music21's bar lines divide them: (length, closer, opener) per bar
+    section: list[Fraction] = []
+    carried, last_pickup = None, Fraction(0)  # a second ending goes on with the section's pickup
+    for length, closer, opener in bars:
+        if not length:  # two bar lines in a row (":| |:") hold no bar
+            continue
+        if opener in ("start", "both", "double", "end", "tune start") or not section:
+            section = []
+            carried = last_pickup if opener == "second" else None
+        section.append(length)
+        if closer in ("end", "both", "double", "tune end", "start"):
+            pickup = section[0] if len(section) > 1 and section[0] < full else Fraction(0)
+            if carried is not None:
+                pickup = carried
+            last_pickup = pickup
+            last = section[-1]
+            allowed = {full - pickup} if closer in ("end", "both") and pickup else {full}
+            if closer not in ("end", "both") and pickup:
+                allowed.add(full - pickup)
+            if len(section) == 1 and carried is None:
+                allowed = {full} | ({last} if opener not in ("end", "both") else set())
+            if last not in allowed:
+                where = "the tune ends" if closer == "tune end" else "a section ends"
+                fail("bars_ok", f"{where} on a bar of {float(last):g} quarters "
+                                f"(pickup {float(pickup):g}, bar {float(full):g})")
+            section = []
 
 
 @dataclass
@@ -145,7 +244,14 @@ class CrossCheck:
     n: int = 0
     bars_agree: int = 0
     repeats_agree: int = 0
+    agree: int = 0                  # the overall verdicts (every rule) agree
+    ours_valid: int = 0
+    music21_valid: int = 0
     disagreements: list[str] = field(default_factory=list)
+
+    @property
+    def agreement(self) -> float:
+        return self.agree / max(self.n, 1)
 
     @property
     def bars_agreement(self) -> float:
@@ -156,8 +262,9 @@ class CrossCheck:
         return self.repeats_agree / max(self.n, 1)
 
     def __str__(self) -> str:
-        return (f"{self.n} tunes: bar verdicts agree on {self.bars_agreement:.2%}, repeat "
-                f"verdicts on {self.repeats_agreement:.2%}")
+        return (f"{self.n} tunes: verdicts agree on {self.agreement:.2%} (valid: ours "
+                f"{self.ours_valid}, music21 {self.music21_valid}); bar verdicts on "
+                f"{self.bars_agreement:.2%}, repeat verdicts on {self.repeats_agreement:.2%}")
 
 
 def cross_check(records: Iterable[dict], progress: bool = False) -> CrossCheck:
@@ -179,7 +286,11 @@ def cross_check(records: Iterable[dict], progress: bool = False) -> CrossCheck:
         out.n += 1
         out.bars_agree += ours.bars_ok == theirs.bars_ok
         out.repeats_agree += ours.repeats_ok == theirs.repeats_ok
-        if ours.bars_ok != theirs.bars_ok or ours.repeats_ok != theirs.repeats_ok:
+        out.agree += ours.ok == theirs.ok
+        out.ours_valid += ours.ok
+        out.music21_valid += theirs.ok
+        if ours.ok != theirs.ok or ours.bars_ok != theirs.bars_ok \
+                or ours.repeats_ok != theirs.repeats_ok:
             out.disagreements.append(
                 f"{rec.get('source', '?')}: tokens say {'; '.join(ours.problems) or 'valid'}"
                 f" — music21 says {'; '.join(theirs.problems) or 'valid'}")

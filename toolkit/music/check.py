@@ -1,12 +1,20 @@
-"""Is a tune well formed? The token checker: every bar as long as the meter (a pickup and a
-section's last bar may be short), repeats and endings balanced. It follows the bar lines the
-tune itself writes: music21 re-bars what it parses, so it cannot judge bars."""
+"""Is a tune well formed? The token checker.
+
+Strict: every rule of :mod:`toolkit.music.grammar` (ties, tuplets, broken rhythm, bars with
+pickups completed, repeats and endings, a tune that ends on a complete bar), with a reason for
+each rule a tune breaks.  It follows the bar lines the tune itself writes: music21 re-bars what
+it parses, so it cannot judge bars (:mod:`toolkit.measure.reference` cross-checks the rest).
+
+``Validity.readable`` keeps the older, lenient verdict (every bar as long as the meter, a short
+bar allowed at any section boundary, repeats balanced): the corpus was filtered with it, so the
+shipped model's data does not change with the strict rules."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from toolkit.music.grammar import walk
 from toolkit.music.tokens import (
     ENDINGS,
     EOS,
@@ -31,13 +39,22 @@ class Validity:
     bars_ok: bool = True            # every bar as long as the meter (pickups, section ends aside)
     repeats_ok: bool = True         # |: ... :| balanced, [2 after [1
     has_notes: bool = True
+    ties_ok: bool = True            # every tie joins a note to the same pitch at once
+    tuplets_ok: bool = True         # (3 then three notes of one length, in one bar
+    broken_ok: bool = True          # > and < between two notes of equal length, not chained
+    readable: bool = True           # the older lenient verdict (the corpus filter)
     bad_bars: list[int] = field(default_factory=list)  # 0-based numbers of the wrong bars
     problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.complete and self.headers and self.bars_ok and self.repeats_ok \
-            and self.has_notes
+            and self.has_notes and self.ties_ok and self.tuplets_ok and self.broken_ok
+
+    @property
+    def reason(self) -> str:
+        """The first problem, or "" for a valid tune."""
+        return self.problems[0] if self.problems else ""
 
 
 def check_tokens(tokens: Sequence[str]) -> Validity:
@@ -49,7 +66,11 @@ def check_tokens(tokens: Sequence[str]) -> Validity:
       (a pickup) and the last bar of a section (before ``:|``, ``||``, ``|]``, ``::``, an ending
       or the end) may be shorter; no bar may be longer;
     * repeats: no ``|:`` opens while another is open, none is left open at the end, and an
-      ending ``[2`` follows an ``[1``.
+      ending ``[2`` follows an ``[1``;
+    * and every rule of :mod:`toolkit.music.grammar` (ties, tuplets, broken rhythm, pickups
+      completed by the section's last bar, endings in place, the tune ending on a full bar).
+
+    ``problems`` gives a reason for each broken rule; ``readable`` the lenient verdict alone.
 
     >>> check_tokens(['<s>', 'M:2/4', 'K:maj', 'S:?', 'C', 'D', 'E', 'F', '|', 'G', '4', '|]',
     ...               '</s>']).ok
@@ -131,6 +152,26 @@ def check_tokens(tokens: Sequence[str]) -> Validity:
     if open_repeat:
         v.repeats_ok = False
         v.problems.append("a |: repeat is never closed")
+    v.readable = v.ok
+    if v.headers:
+        _strict(v, body + ([EOS] if v.complete else []), meter, mode[2:])
     return v
+
+
+_FIELD = {"tie": "ties_ok", "tuplet": "tuplets_ok", "broken": "broken_ok", "bar": "bars_ok",
+          "repeat": "repeats_ok", "end": "complete"}
+
+
+def _strict(v: Validity, body: list[str], meter: str, mode: str) -> None:
+    """Add the grammar's verdicts: one problem per rule broken (the first place it breaks)."""
+    seen = set()
+    for index, rule, reason in walk(body, meter, mode):
+        if rule in seen:
+            continue
+        seen.add(rule)
+        setattr(v, _FIELD[rule], False)
+        text = f"{reason} (token {index + 1} of the body)"
+        if text not in v.problems:
+            v.problems.append(text)
 
 

@@ -64,6 +64,8 @@ __all__ = [
     "repetition_penalty", "no_repeat_ngram", "guidance", "custom", "temperature_by_step",
     "temperature_by_bar", "temperature_by_section", "temperature_schedule",
     "dynamic_temperature", "creativity",
+    # constraints: masks from the rules of a valid tune
+    "GrammarConstraint", "MeterConstraint", "grammar", "meter_constraint",
     # chains, drawing, diagnostics
     "Chain", "chain", "as_steps", "temperature_first", "temperature_last", "draw",
     "ORDERS", "STEP_CLASSES", "ordered_chain", "temperature_entropy",
@@ -82,6 +84,12 @@ from toolkit.lm.sampling.chains import (
     ordered_chain,
     temperature_first,
     temperature_last,
+)
+from toolkit.lm.sampling.constraints import (
+    GrammarConstraint,
+    MeterConstraint,
+    grammar,
+    meter_constraint,
 )
 from toolkit.lm.sampling.schedules import (
     BarTemperature,

@@ -34,6 +34,8 @@ class Context:
     - ``uncond_logits``: ``(B, V)`` logits of the same model without its conditioning
       (meter, mode...), for classifier-free guidance.
     - ``vocab``: token names; ``vocab[i]`` is the name of token ``i``.
+    - ``max_tokens``: how many body tokens the generator may write in all (its budget), so
+      ``max_tokens - step`` are left, this one included; None: no limit known.
     """
 
     history: Tensor | None = None
@@ -41,6 +43,7 @@ class Context:
     bar: Tensor | None = None
     uncond_logits: Tensor | None = None
     vocab: list[str] | None = None
+    max_tokens: int | None = None
 
     @classmethod
     def of(cls, tokens: str | Sequence[str] | Sequence[Sequence[str]],

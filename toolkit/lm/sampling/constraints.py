@@ -25,11 +25,12 @@ import torch
 from torch import Tensor
 
 from toolkit.lm.barclock import START, advance
-from toolkit.lm.sampling import Context, Step
+from toolkit.lm.sampling.base import Context, Step
+from toolkit.music import grammar as G
 from toolkit.music.check import SECTION_ENDS
 from toolkit.music.tokens import BROKEN, EOS, bar_length, is_duration, is_pitch, parse_duration
 
-__all__ = ["MeterConstraint", "BarState", "meter_constraint"]
+__all__ = ["MeterConstraint", "BarState", "meter_constraint", "GrammarConstraint", "grammar"]
 
 SHORTEST = Fraction(1, 4)  # the shortest duration token ("/4") times one eighth
 
@@ -147,3 +148,241 @@ class MeterConstraint(Step):
 def meter_constraint() -> MeterConstraint:
     """A :class:`MeterConstraint` step for a chain."""
     return MeterConstraint()
+
+
+# --------------------------------------------------------------------------------------------
+# the grammar: every rule of a valid tune, as a per-step mask
+
+_NEVER = 1 << 30  # the cost of a token the grammar forbids
+CLOSING_MAX = 40  # no closing is longer (tests/test_grammar.py walks states to check it)
+
+
+class _GrammarTables:
+    """The grammar over one vocabulary: interned states; for each state which tokens it allows
+    and, near the end of the budget, the cost of every token (1 + the length of the closing
+    after it, or ``_NEVER``).
+
+    Every pitch moves the state the same way (which pitch a tie needs is checked apart), so a
+    state is worked out once per token *kind* and its row is cached for good.
+    """
+
+    _shared: dict[tuple[str, ...], _GrammarTables] = {}
+
+    @classmethod
+    def of(cls, vocab: list[str]) -> _GrammarTables:
+        key = tuple(vocab)
+        if key not in cls._shared:
+            cls._shared[key] = cls(list(vocab))
+        return cls._shared[key]
+
+    def __init__(self, vocab: list[str]):
+        self.vocab = vocab
+        pitches = [t for t in vocab if is_pitch(t)]
+        if not pitches or EOS not in vocab:
+            raise ValueError("the grammar needs a vocabulary with pitches and </s>")
+        self.pitch = pitches[0]
+        self.durations = [parse_duration(t) for t in vocab if is_duration(t)]
+        self.lengths = sorted({Fraction(1), *self.durations}, reverse=True)
+        rep = [self.pitch if is_pitch(t) else t for t in vocab]
+        self.kinds = sorted(set(rep))
+        kind_of = {k: i for i, k in enumerate(self.kinds)}
+        self.kind = [kind_of[r] for r in rep]                       # token id -> kind
+        self.members = [[i for i, r in enumerate(rep) if r == k] for k in self.kinds]
+        self.states: list[G.State] = []
+        self.index: dict[G.State, int] = {}
+        self.moves: list[list[int]] = []                             # state -> kind -> state
+        self.allowed_rows = torch.empty(0, len(vocab), dtype=torch.bool)  # state -> token -> ok
+        self._allowed: list[Tensor] = []
+        self._costs: dict[int, Tensor] = {}
+        self._closing: dict[G.State, int] = {}
+        self._ties: dict[str, Tensor] = {}
+
+    def closing(self, s: G.State) -> int:
+        """Tokens on :func:`toolkit.music.grammar.finish`'s way from ``s`` to ``</s>``."""
+        path = []
+        lengths = self.lengths
+        while s not in self._closing and s.kind != "end":
+            path.append(s)
+            s = G.advance(s, G.closing_step(s, lengths, self.pitch))
+            if len(path) > 400:
+                raise RuntimeError(f"the grammar found no way to close the tune from {path[0]}")
+        n = self._closing.get(s, 0)
+        for st in reversed(path):
+            n += 1
+            self._closing[st] = n
+        if n > CLOSING_MAX:
+            raise RuntimeError(f"a closing of {n} tokens is longer than CLOSING_MAX = "
+                               f"{CLOSING_MAX}; raise it (from state {path[0]})")
+        return self._closing.get(path[0], n) if path else n
+
+    def intern(self, s: G.State) -> int:
+        sid = self.index.get(s)
+        if sid is not None:
+            return sid
+        sid = self.index[s] = len(self.states)
+        self.states.append(s)
+        self.moves.append([-1] * len(self.kinds))
+        row = torch.zeros(len(self.vocab), dtype=torch.bool)
+        for k, rep in enumerate(self.kinds):
+            if G.why_not(s, rep) is None:
+                row[self.members[k]] = True
+        self._allowed.append(row)
+        return sid
+
+    def cost_row(self, sid: int) -> Tensor:
+        """(V,) the tokens, from this one to ``</s>``, each next token commits the tune to
+        (1 + the closing after it), or ``_NEVER``: worked out when the budget runs low."""
+        row = self._costs.get(sid)
+        if row is None:
+            row = torch.full((len(self.vocab),), _NEVER, dtype=torch.int32)
+            s = self.states[sid]
+            for k, rep in enumerate(self.kinds):
+                if G.why_not(s, rep) is None:
+                    row[self.members[k]] = 1 + self.closing(G.advance(s, rep))
+            self._costs[sid] = row
+        return row
+
+    def move(self, sid: int, tok: int) -> int:
+        k = self.kind[tok]
+        nxt = self.moves[sid][k]
+        if nxt < 0:
+            nxt = self.moves[sid][k] = self.intern(G.advance(self.states[sid], self.vocab[tok]))
+        return nxt
+
+    def allowed(self, sids: list[int], left: int) -> Tensor:
+        """(B, V) bool: the tokens rows in states ``sids`` may take with ``left`` tokens left
+        (this one included).  Far from the budget every allowed token can still be closed in
+        time (a closing is never longer than :data:`CLOSING_MAX`), so only the last stretch
+        needs the costs."""
+        if left > CLOSING_MAX:
+            if len(self._allowed) > self.allowed_rows.shape[0]:
+                self.allowed_rows = torch.stack(self._allowed)
+            return self.allowed_rows[torch.tensor(sids)]
+        return torch.stack([self.cost_row(sid) for sid in sids]) <= left
+
+    def ties(self, mode: str) -> Tensor:
+        """(V, V) bool: may a tie lead from pitch ``a`` to token ``b`` in ``mode``?"""
+        if mode not in self._ties:
+            v = self.vocab
+            self._ties[mode] = torch.tensor(
+                [[is_pitch(a) and is_pitch(b) and G.tie_fits(a, b, False, mode) for b in v]
+                 if is_pitch(a) else [True] * len(v) for a in v])
+        return self._ties[mode]
+
+
+class GrammarConstraint(Step):
+    """Remove every token that would make the tune invalid ABC, at every step, and close every
+    tune within the token budget.
+
+    The rules are :mod:`toolkit.music.grammar`'s (ties, tuplets, broken rhythm, bars and
+    pickups, repeats and endings, the end on a complete bar): the same ones
+    :func:`toolkit.music.check.check_tokens` judges by, so a tune generated under this step
+    passes the checker whatever the logits.  This is how structured generation works in
+    language models too: a JSON schema or a grammar is compiled into the same per-step mask.
+
+    Formula: ``logits[b, v] = −∞`` unless token ``v`` is allowed in row ``b``'s state *and*
+    the tune can still be closed after it within the budget (``ctx.max_tokens − ctx.step``
+    tokens left, this one included).  Incremental: a small immutable state per row, moved by
+    one dictionary lookup per token; each new state's mask row is worked out once and cached.
+    Needs ``ctx.history``, ``ctx.vocab`` and ``ctx.max_tokens``, which :func:`toolkit.generate`
+    gives.  Put it first in a chain (after a guidance step): it must see every token before a
+    truncation step removes some.
+
+    >>> from toolkit import sampling as S, generate, load_model                  # doctest: +SKIP
+    >>> tunes = generate(load_model(), n=8, sampler=S.chain(S.grammar(), S.temperature(3)))
+    """
+
+    def __init__(self) -> None:
+        self._tables: _GrammarTables | None = None
+        self._sids: list[int] | None = None
+        self._tie_from: list[int | None] = []
+        self._ties: list[Tensor] = []
+
+    def reset(self) -> None:
+        self._sids = None
+
+    def _start(self, ctx: Context | None, batch: int) -> None:
+        if ctx is None or ctx.history is None or ctx.vocab is None:
+            raise ValueError("S.grammar() needs ctx.history and ctx.vocab: use it inside "
+                             "toolkit.generate(..., constrain='grammar') or a chain given to "
+                             "generate")
+        vocab = list(ctx.vocab)
+        tables = self._tables = _GrammarTables.of(vocab)
+        self._sids, self._tie_from, self._ties = [], [], []
+        for row in ctx.history.tolist():
+            toks = [vocab[i] for i in row]
+            header = [t for t in toks[:4] if t[:2] in ("M:", "K:")]
+            meter = next((t for t in header if t.startswith("M:")), "M:?")
+            mode = next((t[2:] for t in header if t.startswith("K:")), "maj")
+            try:
+                s = G.start(meter)
+            except ValueError:
+                raise ValueError(f"S.grammar() needs a known meter, got {meter}: give "
+                                 "meter='6/8' or leave meter=None for the model to choose") \
+                    from None
+            last_pitch = None
+            for pos, t in enumerate(toks[4:]):
+                bad = G.why_not(s, t)
+                if bad is None and s.kind == "tie" and last_pitch is not None \
+                        and not G.tie_fits(last_pitch, t, s.tie_across, mode):
+                    bad = ("tie", f"a tie joins two notes of the same pitch, not {last_pitch}"
+                                  f" and {t}")
+                if bad is not None:
+                    raise ValueError(f"the opening breaks the grammar at its token {pos + 1} "
+                                     f"({t!r}): {bad[1]}")
+                s = G.advance(s, t)
+                last_pitch = t if is_pitch(t) else last_pitch
+            self._sids.append(tables.intern(s))
+            self._tie_from.append(tables.vocab.index(last_pitch) if last_pitch else None)
+            self._ties.append(tables.ties(mode if mode in G.MODES else "maj"))
+        if len(self._sids) != batch:
+            raise ValueError(f"ctx.history has {len(self._sids)} rows but the logits {batch}")
+
+    def allowed(self, ctx: Context | None, batch: int) -> Tensor:
+        """(B, V) bool: the tokens the grammar allows next in each row (budget included)."""
+        if self._sids is None or len(self._sids) != batch:
+            self._start(ctx, batch)
+        tables = self._tables
+        left = (ctx.max_tokens - ctx.step) if ctx is not None and ctx.max_tokens is not None \
+            else _NEVER - 1
+        ok = tables.allowed(self._sids, left)                               # (B, V)
+        for b, sid in enumerate(self._sids):
+            if tables.states[sid].kind == "tie" and self._tie_from[b] is not None:
+                ok[b] &= self._ties[b][self._tie_from[b]]
+        if not bool(ok.any(dim=-1).all()):
+            b = int((~ok.any(dim=-1)).nonzero()[0])
+            closing = tables.closing(tables.states[self._sids[b]])
+            raise RuntimeError(f"the grammar allows no token in row {b} with {left} tokens "
+                               f"left (closing needs {closing}); state: "
+                               f"{tables.states[self._sids[b]]}. This is a bug, or max_tokens "
+                               f"is too small for a tune: give max_tokens >= {closing}")
+        return ok
+
+    def step(self, logits: Tensor, ctx: Context | None = None) -> Tensor:
+        ok = self.allowed(ctx, logits.shape[0]).to(logits.device)
+        kept = ok & (logits > float("-inf"))
+        empty = ~kept.any(dim=-1)
+        if bool(empty.any()):
+            b = int(empty.nonzero()[0])
+            raise ValueError(f"row {b}: every token the grammar allows was already removed "
+                             f"before S.grammar() saw the logits (allowed: "
+                             f"{[self._tables.vocab[i] for i in ok[b].nonzero().flatten()][:8]}"
+                             f"); put S.grammar() first in the chain, before truncation steps")
+        return logits.masked_fill(~kept, float("-inf"))
+
+    def observe(self, tokens: Tensor, probs: Tensor) -> None:
+        if self._sids is None:
+            return
+        tables = self._tables
+        for b, t in enumerate(tokens.tolist()):
+            self._sids[b] = tables.move(self._sids[b], t)
+            if is_pitch(tables.vocab[t]):
+                self._tie_from[b] = t
+
+    def __repr__(self) -> str:
+        return "GrammarConstraint()"
+
+
+def grammar() -> GrammarConstraint:
+    """A :class:`GrammarConstraint` step for a chain: every tune valid, closed within budget."""
+    return GrammarConstraint()
