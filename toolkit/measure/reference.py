@@ -162,6 +162,13 @@ def _written(src: str) -> Fraction:
     return Fraction(1, 4) if text == "//" else parse_duration(text)
 
 
+def _midi(name: str | None) -> int | None:
+    """The MIDI number of a music21 pitch name ('F#4', 'An4'): spellings of one pitch agree."""
+    from music21 import pitch
+
+    return pitch.Pitch(name).midi if name else None
+
+
 def _strict(v: Validity, tokens, bars, full) -> None:
     """The strict rules in music21's terms (see the module docstring)."""
     from music21 import abcFormat
@@ -185,7 +192,7 @@ def _strict(v: Validity, tokens, bars, full) -> None:
                 j += 1
             nxt = items[j] if j < len(items) else None
             if not isinstance(nxt, abcFormat.ABCNote) or nxt.tie not in ("stop", "continue") \
-                    or nxt.isRest or nxt.pitchName != t.pitchName:
+                    or nxt.isRest or _midi(nxt.pitchName) != _midi(t.pitchName):
                 fail("ties_ok", f"the tie on {t.src} does not reach the same pitch")
         marker = t.brokenRhythmMarker
         if marker and marker[1] == "left":
@@ -216,9 +223,14 @@ def _strict(v: Validity, tokens, bars, full) -> None:
         if not length:  # two bar lines in a row (":| |:") hold no bar
             continue
         if opener in ("start", "both", "double", "end", "tune start") or not section:
+            if not (opener == "start" and carried is not None and not section):
+                carried = last_pickup if opener == "second" else None
             section = []
-            carried = last_pickup if opener == "second" else None
         section.append(length)
+        if closer == "start" and len(section) == 1 and length < full:
+            # a pickup before the repeat ("G2 |: c4 ..."): the repeated section completes it
+            section, carried = [], length
+            continue
         if closer in ("end", "both", "double", "tune end", "start"):
             pickup = section[0] if len(section) > 1 and section[0] < full else Fraction(0)
             if carried is not None:

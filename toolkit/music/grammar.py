@@ -4,8 +4,8 @@ A tune is valid when every token is allowed after the ones before it.  The rules
 :func:`why_not` checks them:
 
 * **ties** — ``-`` follows a pitched note (or the bar line right after one) and is followed at
-  once by the same pitch: the same token, or within the bar the same letter without accidental
-  (``^F - F``); never before a rest, a bar line or an ending (``F--``, ``F-|``);
+  once by the same pitch under the key signature (not ``^F - F``: readers disagree whether the
+  accidental carries); never before a rest, a bar line or an ending (``F--``, ``F-|``);
 * **tuplets** — ``(3`` is followed by three notes of one length, inside one bar;
 * **broken rhythm** — ``>`` / ``<`` stand between two notes of equal length, not chained
   (``c>B>c``), not inside a tuplet, not across a bar line;
@@ -375,18 +375,16 @@ def why_not(s: State, tok: str) -> tuple[str, str] | None:
 
 
 def tie_fits(first: str, second: str, across: bool, mode: str = "maj") -> bool:
-    """Can a tie join pitch ``first`` to pitch ``second`` in a tune of ``mode``?  Yes for the
-    same token; for the same letter and octave written without accidental (the first one's
-    accidental holds through the tie, across a bar line too, as in staff notation); and for two
-    spellings of one pitch under the key signature (``_B`` and ``B`` in minor).  ``across``
-    (the tie crosses a bar line) is kept for callers that spell it out."""
+    """Can a tie join pitch ``first`` to pitch ``second`` in a tune of ``mode``?  Only when both
+    sound the same under the key signature alone: the same token, or two spellings of one pitch
+    (``_B`` and ``B`` in minor).  ``^F - F`` is refused even inside a bar: ABC readers disagree
+    on whether the accidental carries into a tied note (music21 does not).  ``across`` (the
+    tie crosses a bar line) is kept for callers that spell it out."""
     if first == second:
         return True
     a, b = PITCH_RE.match(first), PITCH_RE.match(second)
     if not (a and b) or a.group(2, 3) != b.group(2, 3):
         return False
-    if b.group(1) is None:
-        return True
     signature = _signature(mode)
     return midi_pitch(first, signature) == midi_pitch(second, signature)
 
