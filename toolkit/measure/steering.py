@@ -151,8 +151,10 @@ def measure_guidance(model: Any, classifier: StyleClassifier,
 
 def measure_constraint(model: Any, temperatures: Sequence[float] = (1.0, 2.0, 3.0),
                        n: int = 200, seed: int = 0) -> list[dict]:
-    """One row per temperature: the share of ``n`` tunes with every bar complete (and fully
-    valid) without and with :class:`toolkit.constraints.MeterConstraint`, same seeds."""
+    """One row per temperature: the share of ``n`` tunes with every bar complete (no bar too
+    long, none short inside a section: the lenient bar rule) and fully valid (the strict
+    checker), free, with :class:`MeterConstraint` and with :class:`GrammarConstraint`, same
+    seeds."""
     from toolkit.lm import sampling as S
     from toolkit.lm.generation import generate
     from toolkit.lm.sampling.constraints import MeterConstraint
@@ -162,11 +164,12 @@ def measure_constraint(model: Any, temperatures: Sequence[float] = (1.0, 2.0, 3.
     for temp in temperatures:
         row: dict[str, Any] = {"temperature": temp, "tunes": n}
         for label, chain in (("free", S.chain(S.temperature(temp))),
-                             ("constrained", S.chain(MeterConstraint(), S.temperature(temp)))):
+                             ("constrained", S.chain(MeterConstraint(), S.temperature(temp))),
+                             ("grammar", S.chain(S.grammar(), S.temperature(temp)))):
             t0 = time.perf_counter()
             checks = [check_tokens(t.tokens) for t in generate(model, n=n, seed=seed,
                                                                sampler=chain)]
-            row[f"bars_ok_{label}"] = sum(v.bars_ok for v in checks) / n
+            row[f"bars_ok_{label}"] = sum(not v.bad_bars for v in checks) / n
             row[f"valid_{label}"] = sum(v.ok for v in checks) / n
             row[f"seconds_{label}"] = round(time.perf_counter() - t0, 2)
         rows.append(row)
