@@ -1,5 +1,5 @@
-"""The steering studio: conditioning menus, a guidance slider, a primer and the meter constraint
-in, a tune out (notebook 06)."""
+"""The steering studio: conditioning menus, a guidance slider, a primer and a constraint (the
+meter, or the whole grammar) in, a tune out (notebook 06)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ class SteeringStudio:
 
     Controls (ipywidgets, all attributes): ``meter``, ``mode``, ``style`` (menus with the values
     the model learned from the data; "model's choice" lets it draw one), ``guidance`` (0–5),
-    ``temperature``, ``prime`` (the tune's opening as ABC in D), ``constraint`` (checkbox: the
-    meter constraint), ``seed``.  Outputs: ``status`` (what was written, or the error in full —
+    ``temperature``, ``prime`` (the tune's opening as ABC in D), ``constraint`` (toggle: none,
+    the meter constraint, or the grammar that keeps every tune valid), ``seed``.  Outputs: ``status`` (what was written, or the error in full —
     e.g. an unknown symbol in the primer with its position and the nearest known symbol),
     ``score`` (score and play button), ``widget``.  With a :class:`StyleClassifier` the status
     also says which style the melody sounds like to it.
@@ -53,7 +53,11 @@ class SteeringStudio:
         self.prime = widgets.Text(value=prime, description="opening",
                                   placeholder="ABC in D, e.g. |: d2e fed |",
                                   continuous_update=False, **label)
-        self.constraint = widgets.Checkbox(value=False, description="meter constraint")
+        self.constraint = widgets.ToggleButtons(
+            options=[("free", None), ("meter", "meter"), ("grammar", "grammar")], value=None,
+            description="constraint", tooltips=["no constraint", "bars as long as the meter",
+                                                "every tune valid ABC (S.grammar())"],
+            style={"description_width": "90px", "button_width": "80px"})
         self.status = widgets.HTML()
         self.score = widgets.HTML()
         self.widget = widgets.VBox([
@@ -67,11 +71,11 @@ class SteeringStudio:
         self.update()
 
     def chain(self) -> Any:
-        """The sampler chain the controls describe."""
+        """The sampler chain the controls describe (the constraint first)."""
         from toolkit.lm import sampling as S
-        from toolkit.lm.sampling.constraints import MeterConstraint
 
-        steps = [MeterConstraint()] if self.constraint.value else []
+        steps = {None: [], "meter": [S.meter_constraint()],
+                 "grammar": [S.grammar()]}[self.constraint.value]
         return S.chain(*steps, S.temperature(float(self.temperature.value)))
 
     def update(self) -> None:
@@ -102,7 +106,7 @@ class SteeringStudio:
         if self.classifier is not None:
             heard = f"; the style classifier hears <b>{self.classifier.predict(self.tune.tokens)}"\
                     "</b>"
-        bars = "every bar complete" if v.bars_ok else f"{len(v.bad_bars)} bar(s) off the meter"
+        bars = "valid ABC" if v.ok else f"not valid: {v.reason}"
         self.status.value = status_html("✅", f"{meter} · {mode} · {style} · guidance {scale:g}: "
                                     f"{bars}{heard} — {self.seconds:.2f} s", "#161")
 

@@ -22,7 +22,8 @@ pitch as music21 spells it, no rest or section line between; a broken-rhythm pai
 written with equal lengths, not chained, in one bar; a ``(3`` is followed by three notes of one
 length in one bar; a section that opens on a short bar (pickup) ends on a bar that completes it
 (a repeat end must; a double bar or the tune's end may also close on a full bar), and one that
-opens on a full bar ends on a full bar; the tune does not stop inside a bar.
+opens on a full bar ends on a full bar; the bar before a repeat start is full unless it is a
+pickup; the tune does not stop inside a bar.
 """
 
 from __future__ import annotations
@@ -238,15 +239,15 @@ def _strict(v: Validity, tokens, bars, full) -> None:
             last_pickup = pickup
             last = section[-1]
             allowed = {full - pickup} if closer in ("end", "both") and pickup else {full}
-            if closer not in ("end", "both") and pickup:
-                allowed.add(full - pickup)
+            if closer not in ("end", "both", "start") and pickup:
+                allowed.add(full - pickup)  # a bar before a repeat start is full
             if len(section) == 1 and carried is None:
                 allowed = {full} | ({last} if opener not in ("end", "both") else set())
             if last not in allowed:
                 where = "the tune ends" if closer == "tune end" else "a section ends"
                 fail("bars_ok", f"{where} on a bar of {float(last):g} quarters "
                                 f"(pickup {float(pickup):g}, bar {float(full):g})")
-            section = []
+            section, carried = [], None
 
 
 @dataclass

@@ -12,7 +12,7 @@ A tune is valid when every token is allowed after the ones before it.  The rules
 * **bars** — every bar lasts exactly one bar of the meter, except a section's first bar (a
   pickup), and a section's last bar, which must complete the pickup (pickup + last bar = one
   bar, as folk tunes are written); a repeated section (``:|``) must, an unrepeated one may also
-  end on a full bar;
+  end on a full bar; the bar before ``|:`` is full unless it is a pickup;
 * **repeats and endings** — ``|:`` never opens while another is open and is closed by ``:|``;
   ``[1`` comes right after a bar line and closes with ``:|``; ``[2`` comes right after that ``:|``;
 * **the end** — ``</s>`` only after a complete bar, with nothing left open.
@@ -362,8 +362,11 @@ def why_not(s: State, tok: str) -> tuple[str, str] | None:
                 return "repeat", f"the first ending [1 closes with :|, not {tok}"
         if tok == "|:" and s.repeat:
             return "repeat", "|: opens a repeat while another is open"
-        if tok == "|:" and s.first_bar and filled < full:
-            return None  # a pickup before the repeat
+        if tok == "|:":  # a full bar, or a pickup before the repeat; never a short last bar
+            if filled == full or (s.first_bar and filled < full):
+                return None
+            return "bar", f"the bar before |: holds {_eighths(filled)} of {_eighths(full)} " \
+                          "eighths (only a pickup may be short there)"
         targets = _repeat_target(s) if tok in (":|", "::") else _close_target(s)
         if filled not in targets:
             want = " or ".join(_eighths(t) for t in targets)
