@@ -17,7 +17,8 @@ class SteeringStudio:
     Controls (ipywidgets, all attributes): ``meter``, ``mode``, ``style`` (menus with the values
     the model learned from the data; "model's choice" lets it draw one), ``guidance`` (0–5),
     ``temperature``, ``prime`` (the tune's opening as ABC in D), ``constraint`` (toggle: none,
-    the meter constraint, or the grammar that keeps every tune valid), ``seed``.  Outputs: ``status`` (what was written, or the error in full —
+    the meter constraint, or the grammar that keeps every tune valid), ``seed``.  Outputs:
+    ``status`` (what was written, or the error in full —
     e.g. an unknown symbol in the primer with its position and the nearest known symbol),
     ``score`` (score and play button), ``widget``.  With a :class:`StyleClassifier` the status
     also says which style the melody sounds like to it.
