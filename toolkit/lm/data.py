@@ -284,7 +284,8 @@ def read_abc_files(paths, style: str | None = None, *,
             if check_bars:
                 validity = check_tokens(tokens)
                 if not validity.readable:
-                    skipped.append((f"{p.name} tune {i + 1}", "; ".join(validity.problems)))
+                    skipped.append((f"{p.name} tune {i + 1}",
+                                    "; ".join(validity.readable_problems)))
                     continue
             records.append({"source": f"{p.name}#{i}", "style": style, "split": "train",
                             "tokens": tokens})

@@ -43,6 +43,7 @@ class Validity:
     tuplets_ok: bool = True         # (3 then three notes of one length, in one bar
     broken_ok: bool = True          # > and < between two notes of equal length, not chained
     readable: bool = True           # the older lenient verdict (the corpus filter)
+    readable_problems: list[str] = field(default_factory=list)  # its reasons alone
     bad_bars: list[int] = field(default_factory=list)  # 0-based numbers of the wrong bars
     problems: list[str] = field(default_factory=list)
 
@@ -152,7 +153,7 @@ def check_tokens(tokens: Sequence[str]) -> Validity:
     if open_repeat:
         v.repeats_ok = False
         v.problems.append("a |: repeat is never closed")
-    v.readable = v.ok
+    v.readable, v.readable_problems = v.ok, list(v.problems)
     if v.headers:
         _strict(v, body + ([EOS] if v.complete else []), meter, mode[2:])
     return v

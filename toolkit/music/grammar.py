@@ -131,18 +131,20 @@ def advance(s: State, tok: str) -> State:
 def _canonical(s: State) -> State:
     """Forget what no later rule reads, so that equal situations are one state (fewer states,
     fewer masks to work out)."""
-    if s.kind not in ("note", "dur", "broken"):
-        s = s._replace(clock=s.clock._replace(last=None, after_duration=False),
-                       scale=Fraction(1))
-    if s.kind != "bar":
-        s = s._replace(bar_tok=None, after_first=False)
-    if not s.after_first:
-        s = s._replace(last_pickup=Fraction(0))
-    if s.kind not in ("note", "dur", "bar"):
-        s = s._replace(pitched=False)
-    if s.kind != "tie":
-        s = s._replace(tie_across=False)
-    return s
+    kind, change = s.kind, {}
+    if kind not in ("note", "dur", "broken") and (s.clock.last is not None or s.scale != 1
+                                                   or s.clock.after_duration):
+        change["clock"] = s.clock._replace(last=None, after_duration=False)
+        change["scale"] = Fraction(1)
+    if kind != "bar" and (s.bar_tok is not None or s.after_first):
+        change["bar_tok"], change["after_first"] = None, False
+    if not (s.after_first and kind == "bar") and s.last_pickup:
+        change["last_pickup"] = Fraction(0)
+    if kind not in ("note", "dur", "bar") and s.pitched:
+        change["pitched"] = False
+    if kind != "tie" and s.tie_across:
+        change["tie_across"] = False
+    return s._replace(**change) if change else s
 
 
 def _advance(s: State, tok: str) -> State:

@@ -108,11 +108,13 @@ class UnknownTokenError(ValueError):
 # --------------------------------------------------------------------------------------------
 # token kinds
 
+@functools.lru_cache(maxsize=8192)
 def is_pitch(token: str) -> bool:
     """True for a pitch token such as ``G``, ``^F`` or ``c'``."""
     return PITCH_RE.match(token) is not None
 
 
+@functools.lru_cache(maxsize=8192)
 def is_duration(token: str) -> bool:
     """True for a duration token such as ``2``, ``/2`` or ``3/2``."""
     return bool(token) and token[0] in "0123456789/" and DURATION_RE.match(token) is not None

@@ -290,6 +290,7 @@ class GrammarConstraint(Step):
 
     >>> from toolkit import sampling as S, generate, load_model                  # doctest: +SKIP
     >>> tunes = generate(load_model(), n=8, sampler=S.chain(S.grammar(), S.temperature(3)))
+    ... # doctest: +SKIP
     """
 
     def __init__(self) -> None:
