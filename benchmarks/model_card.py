@@ -86,9 +86,13 @@ def main() -> None:
         f"({q['sampler']}): **{q['share_parse_music21']:.1%} parse in music21**, "
         f"**{q['share_bars_complete']:.1%} have every bar as long as the meter** (pickups and "
         f"section ends may be short), **{q['share_parse_and_bars']:.1%} both**; "
-        f"{q['share_fully_valid']:.1%} are fully valid (repeats and endings balanced too). "
+        f"{q['share_fully_valid']:.1%} are fully valid under the strict checker (ties, "
+        f"tuplets, broken rhythm, repeats and endings, pickups completed by the section's last "
+        f"bar, the end on a full bar: `toolkit/music/grammar.py`). "
         f"With the meter constraint (`toolkit.lm.sampling.constraints`) the same seeds give "
-        f"{q['share_bars_complete_with_meter_constraint']:.1%} complete bars.",
+        f"{q['share_bars_complete_with_meter_constraint']:.1%} complete bars; with "
+        f"`constrain=\"grammar\"` {q.get('share_fully_valid_with_grammar', float('nan')):.1%} "
+        f"are fully valid (`benchmarks/results/grammar.md`).",
         *([f"On {q['samples_large']:,} more tunes (other seeds) "
            f"{q['share_bars_complete_large']:.1%} have every bar complete (95 % interval "
            f"{q['share_bars_complete_large_95ci'][0]:.1%}–"
