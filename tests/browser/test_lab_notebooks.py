@@ -3,7 +3,8 @@
 Each notebook is opened from its URL, its outputs are cleared, Run → Run All Cells runs it, and
 once the kernel is idle every code cell must have run and no output may be an error. Two
 notebooks are also played with: the temperature slider of notebook 01 and the seed of the tune
-studio in notebook 03, moved with the keyboard as a user would.
+studio in notebook 03, moved with the keyboard as a user would, and the grammar toggle of the
+steering studio in notebook 06, clicked.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
 TEMPERATURE = NOTEBOOKS / "01_softmax_and_temperature.ipynb"
 STUDIO = NOTEBOOKS / "03_tune_studio.ipynb"
+STEERING = NOTEBOOKS / "06_steering.ipynb"
 #: Notebooks with a test of their own below (which runs them too).
-DEDICATED = {TEMPERATURE.name, STUDIO.name}
+DEDICATED = {TEMPERATURE.name, STUDIO.name, STEERING.name}
 
 
 def run_notebook_clean(page: Any, steps: Steps, lab: LabServer, notebook: Path) -> None:
@@ -117,5 +119,23 @@ def test_tune_studio_seed_changes_score(lab_page: tuple[Any, Steps], lab: LabSer
     run_notebook_clean(page, steps, lab, STUDIO)
     cell = code_cell(page, "st.TuneStudio(model, jig)")
     check_seed_changes_score(page, steps, studio_output(page, cell))
+    assert not errors_by_cell(page), errors_by_cell(page)
+    assert_no_kernel_errors(steps)
+
+
+def test_steering_studio_grammar_toggle_writes_a_valid_tune(lab_page: tuple[Any, Steps],
+                                                           lab: LabServer) -> None:
+    page, steps = lab_page
+    run_notebook_clean(page, steps, lab, STEERING)
+    cell = code_cell(page, "SteeringStudio(model, judge")
+    cell.scroll_into_view_if_needed()
+    status = cell.locator(".widget-html").filter(has_text=re.compile(r"guidance [\d.]+ · "))
+    wait_until(page, lambda: "· free:" in status.first.inner_text(), CHANGE_TIMEOUT_S,
+               "the steering studio's status names the free setting")
+    steps("steering studio, free")
+    cell.get_by_role("button", name="grammar").click()
+    wait_until(page, lambda: "· grammar: valid ABC" in status.first.inner_text(),
+               CHANGE_TIMEOUT_S, "the status says the grammar's tune is valid ABC")
+    steps("steering studio, grammar")
     assert not errors_by_cell(page), errors_by_cell(page)
     assert_no_kernel_errors(steps)

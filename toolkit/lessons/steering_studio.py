@@ -108,8 +108,10 @@ class SteeringStudio:
             heard = f"; the style classifier hears <b>{self.classifier.predict(self.tune.tokens)}"\
                     "</b>"
         bars = "valid ABC" if v.ok else f"not valid: {v.reason}"
-        self.status.value = status_html("✅", f"{meter} · {mode} · {style} · guidance {scale:g}: "
-                                    f"{bars}{heard} — {self.seconds:.2f} s", "#161")
+        constraint = self.constraint.value or "free"
+        self.status.value = status_html("✅", f"{meter} · {mode} · {style} · guidance {scale:g} · "
+                                        f"{constraint}: {bars}{heard} — {self.seconds:.2f} s",
+                                        "#161")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
