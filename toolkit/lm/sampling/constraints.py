@@ -191,8 +191,8 @@ class _GrammarTables:
         self.states: list[G.State] = []
         self.index: dict[G.State, int] = {}
         self.moves: list[list[int]] = []                             # state -> kind -> state
-        self.allowed_rows = torch.empty(0, len(vocab), dtype=torch.bool)  # state -> token -> ok
-        self._allowed: list[Tensor] = []
+        self.allowed_rows = torch.zeros(256, len(vocab), dtype=torch.bool)  # state -> token -> ok
+
         self._costs: dict[int, Tensor] = {}
         self._closing: dict[G.State, int] = {}
         self._ties: dict[str, Tensor] = {}
@@ -222,11 +222,14 @@ class _GrammarTables:
         sid = self.index[s] = len(self.states)
         self.states.append(s)
         self.moves.append([-1] * len(self.kinds))
-        row = torch.zeros(len(self.vocab), dtype=torch.bool)
+        if sid >= self.allowed_rows.shape[0]:  # grow by doubling: rows are written in place
+            grown = torch.zeros(2 * sid, len(self.vocab), dtype=torch.bool)
+            grown[:sid] = self.allowed_rows
+            self.allowed_rows = grown
+        row = self.allowed_rows[sid]
         for k, rep in enumerate(self.kinds):
             if G.why_not(s, rep) is None:
                 row[self.members[k]] = True
-        self._allowed.append(row)
         return sid
 
     def cost_row(self, sid: int) -> Tensor:
@@ -255,8 +258,6 @@ class _GrammarTables:
         time (a closing is never longer than :data:`CLOSING_MAX`), so only the last stretch
         needs the costs."""
         if left > CLOSING_MAX:
-            if len(self._allowed) > self.allowed_rows.shape[0]:
-                self.allowed_rows = torch.stack(self._allowed)
             return self.allowed_rows[torch.tensor(sids)]
         return torch.stack([self.cost_row(sid) for sid in sids]) <= left
 
