@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -191,7 +192,9 @@ class _GrammarTables:
         self.states: list[G.State] = []
         self.index: dict[G.State, int] = {}
         self.moves: list[list[int]] = []                             # state -> kind -> state
-        self.allowed_rows = torch.zeros(256, len(vocab), dtype=torch.bool)  # state -> token -> ok
+        # state -> token -> ok; numpy, so rows can be written whether or not torch is in
+        # inference mode (generate's) when a state first appears
+        self.allowed_rows = np.zeros((256, len(vocab)), dtype=bool)
 
         self._costs: dict[int, Tensor] = {}
         self._closing: dict[G.State, int] = {}
@@ -223,7 +226,7 @@ class _GrammarTables:
         self.states.append(s)
         self.moves.append([-1] * len(self.kinds))
         if sid >= self.allowed_rows.shape[0]:  # grow by doubling: rows are written in place
-            grown = torch.zeros(2 * sid, len(self.vocab), dtype=torch.bool)
+            grown = np.zeros((2 * sid, len(self.vocab)), dtype=bool)
             grown[:sid] = self.allowed_rows
             self.allowed_rows = grown
         row = self.allowed_rows[sid]
@@ -258,7 +261,7 @@ class _GrammarTables:
         time (a closing is never longer than :data:`CLOSING_MAX`), so only the last stretch
         needs the costs."""
         if left > CLOSING_MAX:
-            return self.allowed_rows[torch.tensor(sids)]
+            return torch.from_numpy(self.allowed_rows[sids])
         return torch.stack([self.cost_row(sid) for sid in sids]) <= left
 
     def ties(self, mode: str) -> Tensor:
