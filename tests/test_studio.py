@@ -267,3 +267,14 @@ def test_saved_notebooks_get_a_static_copy(studio):
     studio.step_through()
     bundle = studio.steps._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle and bundle["image/png"]
+
+
+def test_the_grammar_checkbox_keeps_a_hot_tune_valid(model):
+    from toolkit.music.check import check_tokens
+
+    studio = st.TuneStudio(model, {"max_tokens": 96, "seed": 3, "temperature": 2.5})
+    studio.set(grammar=True)
+    assert "✅" in studio.status.value, studio.status.value
+    assert check_tokens(studio.tune.tokens).ok, check_tokens(studio.tune.tokens).problems
+    assert studio.settings.label().startswith("grammar · T 2.5")
+    studio.set(grammar=False, temperature=1.0)

@@ -80,7 +80,8 @@ class Settings:
     ``style`` None let the model choose. The chain is :func:`toolkit.sampling.temperature_first`
     (temperature, then top-k, top-p, min-p), after ``extra_steps``: your own steps (functions
     ``f(logits)`` or ``f(logits, ctx)``, or sampler steps), which run first, on the model's own
-    distribution, so that truncation then chooses among what they allow.
+    distribution, so that truncation then chooses among what they allow.  ``grammar=True`` puts
+    :func:`toolkit.sampling.grammar` before all of them: every tune valid ABC.
 
     >>> Settings(temperature=0.7, top_p=0.9, seed=3).label()
     'T 0.7 · top-p 0.9 · seed 3'
@@ -100,6 +101,7 @@ class Settings:
     max_tokens: int = 256
     key: str = "D"
     extra_steps: tuple = ()
+    grammar: bool = False           # S.grammar() first: every tune valid ABC
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra_steps", S.as_steps(self.extra_steps))
@@ -132,7 +134,8 @@ class Settings:
         ValueError naming a knob outside its range)."""
         knobs = S.temperature_first(temperature=self.temperature, top_k=self.top_k,
                                     top_p=self.top_p, min_p=self.min_p)
-        return S.chain(*self.extra_steps, knobs) if self.extra_steps else knobs
+        first = ([S.grammar()] if self.grammar else []) + list(self.extra_steps)
+        return S.chain(*first, knobs) if first else knobs
 
     def step_names(self) -> list[str]:
         """The names of ``extra_steps``: a function's name, or a step's repr."""
@@ -141,7 +144,8 @@ class Settings:
     def label(self) -> str:
         """A short description with only the knobs that are on: ``T 0.7 · top-p 0.9 · seed 3``
         (your own steps first, by name)."""
-        parts = [*self.step_names(), f"T {self.temperature:g}"]
+        parts = [*(["grammar"] if self.grammar else []), *self.step_names(),
+                 f"T {self.temperature:g}"]
         if self.top_k:
             parts.append(f"top-k {self.top_k}")
         if self.top_p < 1:
@@ -822,6 +826,7 @@ class TuneStudio:
         self.style = menu("style", s.style)
         self.color_by_surprisal = widgets.Checkbox(value=False,
                                                    description="colour notes by surprisal")
+        self.grammar = widgets.Checkbox(value=s.grammar, description="grammar: every tune valid")
         self.use_extra_steps = widgets.Checkbox(value=True, indent=False)
         self._label_extra_steps()
         self.status = widgets.HTML()
@@ -832,13 +837,13 @@ class TuneStudio:
         self.tabs.set_title(1, "Step through")
         controls = widgets.HBox([
             widgets.VBox([self.temperature, self.top_k, self.top_p, self.min_p, self.seed]),
-            widgets.VBox([self.meter, self.mode, self.style, self.color_by_surprisal,
-                          self.use_extra_steps]),
+            widgets.VBox([self.meter, self.mode, self.style, self.grammar,
+                          self.color_by_surprisal, self.use_extra_steps]),
         ])
         self.widget = widgets.VBox([controls, self.status, self.tabs])
 
         for w in (self.temperature, self.top_k, self.top_p, self.min_p, self.seed, self.meter,
-                  self.mode, self.style, self.use_extra_steps):
+                  self.mode, self.style, self.grammar, self.use_extra_steps):
             w.observe(lambda _: self.update(), names="value")
         self.color_by_surprisal.observe(lambda _: self._show_score(), names="value")
         self.tabs.observe(lambda _: self._sync_steps(), names="selected_index")
@@ -851,12 +856,12 @@ class TuneStudio:
             temperature=float(self.temperature.value), top_k=int(self.top_k.value),
             top_p=float(self.top_p.value), min_p=float(self.min_p.value),
             seed=int(self.seed.value), meter=self.meter.value, mode=self.mode.value,
-            style=self.style.value,
+            style=self.style.value, grammar=bool(self.grammar.value),
             extra_steps=self._base.extra_steps if self.use_extra_steps.value else ())
 
     _quiet = False
     _CONTROLS = ("temperature", "top_k", "top_p", "min_p", "seed", "meter", "mode", "style",
-                 "use_extra_steps")
+                 "grammar", "use_extra_steps")
 
     def set(self, **changes: Any) -> None:
         """Set several controls and write one tune: ``studio.set(temperature=0.7, seed=3)``.
