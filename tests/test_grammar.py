@@ -197,3 +197,17 @@ def test_a_truncation_before_the_grammar_is_named(model):
 
     with pytest.raises(ValueError, match="put S.grammar\\(\\) first"):
         generate(model, n=1, seed=0, sampler=S.chain(S.custom(eos_only), S.grammar()))
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), meter=st.sampled_from(["M:6/8", "M:4/4", "M:3/4", "M:9/8"]),
+       steps=st.integers(0, 50))
+def test_the_quick_bar_arithmetic_agrees_with_building_the_state(model, seed, meter, steps):
+    import numpy as np
+
+    s = _random_walk(np.random.default_rng(seed), model.vocab, meter, steps)
+    for tok in ("c", "z", "(3", ">", "<"):
+        why = G.why_not(s, tok)
+        if why is None or "room" in why[1]:  # the cases where why_not reads the arithmetic
+            assert G._fill_after(s, tok) == G._min_fill(G.advance(s, tok)), (s, tok)

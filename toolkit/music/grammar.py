@@ -225,6 +225,36 @@ def _min_fill(s: State) -> Fraction:
     return filled
 
 
+def _fill_after(s: State, tok: str) -> Fraction:
+    """``_min_fill(advance(s, tok))`` for a note or rest, ``(3``, ``>`` or ``<``, worked out
+    without building the state (these are asked for every new state; tests check the two
+    agree)."""
+    c = s.clock
+    tuplet_m, need = s.tuplet_m, s.need
+    if s.kind in ("note", "dur"):  # the current note's length is now final
+        if s.tuplet_first:
+            tuplet_m = _mult(s)
+        if c.tuplet_left == 0:
+            tuplet_m = None
+        need = None
+    if tok in BROKEN:
+        first, second = BROKEN[tok]
+        return c.filled + c.last * (first - 1) + second * (c.last / s.scale)
+    if tok == "(3":
+        after = tick(c, tok)
+        return after.filled + after.tuplet_left * after.tuplet_scale * SHORTEST
+    in_tuplet = c.tuplet_left > 0
+    m = need if s.kind == "broken" else (tuplet_m if in_tuplet else None)
+    m_now = SHORTEST if m is None else m
+    filled = c.filled + c.next_scale() * m_now
+    left = c.tuplet_left - 1 if in_tuplet else 0
+    if left:
+        first_note = s.kind == "tuplet"
+        m_t = tuplet_m if tuplet_m is not None else (m_now if first_note else SHORTEST)
+        filled += left * c.tuplet_scale * m_t
+    return filled
+
+
 def _fill_with(s: State, d: Fraction) -> Fraction:
     """What :func:`_min_fill` gives after the current note takes duration ``d`` (the same
     arithmetic without building the state: durations are tried often)."""
@@ -279,7 +309,7 @@ def why_not(s: State, tok: str) -> tuple[str, str] | None:
         return "tuplet", f"a (3 triplet needs three notes before {tok}"
 
     if _is_note(tok):
-        if full is not None and _min_fill(advance(s, tok)) > full:
+        if full is not None and _fill_after(s, tok) > full:
             return "bar", f"no room for another note: the bar holds {_eighths(filled)} of " \
                           f"{_eighths(full)} eighths"
         return None
@@ -306,12 +336,12 @@ def why_not(s: State, tok: str) -> tuple[str, str] | None:
             return "broken", f"{tok} stands between two notes"
         if s.paired:
             return "broken", f"{tok} cannot follow a note that ends a broken pair or a triplet"
-        if full is not None and _min_fill(advance(s, tok)) > full:
+        if full is not None and _fill_after(s, tok) > full:
             return "broken", f"no room for the broken pair: the bar holds {_eighths(filled)} of " \
                              f"{_eighths(full)} eighths"
         return None
     if tok == "(3":
-        if full is not None and _min_fill(advance(s, tok)) > full:
+        if full is not None and _fill_after(s, tok) > full:
             return "tuplet", "no room for a triplet in this bar"
         return None
 

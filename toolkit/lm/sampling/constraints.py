@@ -189,6 +189,9 @@ class _GrammarTables:
         kind_of = {k: i for i, k in enumerate(self.kinds)}
         self.kind = [kind_of[r] for r in rep]                       # token id -> kind
         self.members = [[i for i, r in enumerate(rep) if r == k] for k in self.kinds]
+        # header tokens, <s> and padding never come inside a tune: no need to ask
+        self.live = [k for k, r in enumerate(self.kinds)
+                     if not (r in ("<s>", "<pad>") or r[:2] in ("M:", "K:", "S:"))]
         self.states: list[G.State] = []
         self.index: dict[G.State, int] = {}
         self.moves: list[list[int]] = []                             # state -> kind -> state
@@ -230,8 +233,8 @@ class _GrammarTables:
             grown[:sid] = self.allowed_rows
             self.allowed_rows = grown
         row = self.allowed_rows[sid]
-        for k, rep in enumerate(self.kinds):
-            if G.why_not(s, rep) is None:
+        for k in self.live:
+            if G.why_not(s, self.kinds[k]) is None:
                 row[self.members[k]] = True
         return sid
 
@@ -242,7 +245,8 @@ class _GrammarTables:
         if row is None:
             row = torch.full((len(self.vocab),), _NEVER, dtype=torch.int32)
             s = self.states[sid]
-            for k, rep in enumerate(self.kinds):
+            for k in self.live:
+                rep = self.kinds[k]
                 if G.why_not(s, rep) is None:
                     row[self.members[k]] = 1 + self.closing(G.advance(s, rep))
             self._costs[sid] = row
