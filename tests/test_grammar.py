@@ -211,3 +211,23 @@ def test_the_quick_bar_arithmetic_agrees_with_building_the_state(model, seed, me
         why = G.why_not(s, tok)
         if why is None or "room" in why[1]:  # the cases where why_not reads the arithmetic
             assert G._fill_after(s, tok) == G._min_fill(G.advance(s, tok)), (s, tok)
+
+
+@pytest.mark.parametrize("steps", [
+    lambda: [S.temperature(2.0), S.top_k(5)],
+    lambda: [S.temperature(1.5), S.typical_p(0.5)],
+    lambda: [S.temperature(2.0), S.epsilon(3e-4)],
+    lambda: [S.temperature(2.0), S.eta(3e-4)],
+    lambda: [S.mirostat(tau=5.0)],
+    lambda: [S.repetition_penalty(1.5), S.no_repeat_ngram(3)],
+    lambda: [S.temperature_by_bar([0.5, 2.5])],
+    lambda: [S.dynamic_temperature(0.5, 3.0)],
+    lambda: [S.creativity(0.9)],
+], ids=["top-k", "typical", "epsilon", "eta", "mirostat", "penalties", "by-bar", "dynamic",
+        "creativity"])
+def test_the_grammar_composes_with_every_kind_of_step(model, steps):
+    tunes = generate(model, n=8, seed=6, sampler=S.chain(*steps()), constrain="grammar",
+                     max_tokens=120)
+    for t in tunes:
+        v = check_tokens(t.tokens)
+        assert v.ok, (v.problems, " ".join(t.tokens))
