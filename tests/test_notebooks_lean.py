@@ -48,6 +48,16 @@ def test_no_audio_and_no_widget_state(path):
     assert "kernelspec" in nb["metadata"]
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_no_stored_check_failed(path):
+    """A band check (``exercises.within``) that printed ✗ when the notebook was saved is a
+    failure nbval cannot see: it compares outputs, and the saved one says ✗ too."""
+    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+        for out in cell.get("outputs", []):
+            text = "".join(out.get("text", ""))
+            assert "✗" not in text, f"{path.name}: a stored check failed:\n{text}"
+
+
 def test_cleaner_has_nothing_left_to_do(capsys, load_script):
     assert load_script("clean_notebooks").main(["--check"]) == 0, capsys.readouterr().out
 
