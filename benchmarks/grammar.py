@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import time
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def _problems(verdicts) -> dict[str, int]:
     out: dict[str, int] = {}
     for v in verdicts:
         if not v.ok:
-            key = v.reason.split(":")[0].split(" (token")[0][:70]
+            key = re.split(r": (?=[a-z0-9])", v.reason.split(" (token")[0])[0][:70]
             out[key] = out.get(key, 0) + 1
     return dict(sorted(out.items(), key=lambda kv: -kv[1])[:5])
 

@@ -1,4 +1,9 @@
-"""Meter-constrained decoding: a chain step that keeps every bar exactly as long as the meter.
+"""Constrained decoding: chain steps that remove, before the draw, the tokens that would break a
+rule.  :class:`GrammarConstraint` (``S.grammar()``) enforces every rule of a valid tune and
+closes it within the budget; :class:`MeterConstraint`, the older and narrower one, only keeps
+bars from overflowing.
+
+Meter-constrained decoding: a chain step that keeps bars from running over the meter.
 
 The step knows how much of the current bar each tune has filled (in eighth notes) and removes,
 before the draw, every token that would break the bar:
@@ -9,8 +14,11 @@ before the draw, every token that would break the bar:
 * a plain bar line ``|`` (or ``|:``) before the bar is full — except in the first bar, a pickup;
 * when the bar is full: anything but a bar line, an end of section, a tie or the end of the tune.
 
-Section ends (``:|``, ``||``, ``|]``, ``::``) may close a short bar, as in real tunes.  If a rule
-would leave no token at all, the step leaves the row alone (it never removes every token).
+Section ends (``:|``, ``||``, ``|]``, ``::``) may close a short bar, whether or not a pickup
+makes it up, and ties, tuplets, broken rhythm, repeats and the end of the tune are not its
+business: ``benchmarks/results/steering.md`` measures how many of its tunes are still invalid.  If
+a rule would leave no token at all, the step leaves the row alone (it never removes every
+token).
 
 >>> from toolkit import sampling as S, generate, load_model                  # doctest: +SKIP
 >>> chain = S.chain(MeterConstraint(), S.temperature(3.0))                   # doctest: +SKIP
