@@ -29,7 +29,6 @@ from tqdm.auto import tqdm
 
 from toolkit import generate, load_model
 from toolkit import sampling as S
-from toolkit.lm.sampling import constraints
 from toolkit.lm.sampling.constraints import _GrammarTables
 from toolkit.measure.metrics import batch_metrics
 from toolkit.measure.reference import check_abc_music21
@@ -78,20 +77,13 @@ def _problems(verdicts) -> dict[str, int]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1])[:5])
 
 
-def measure_overhead(model, n1: int = 40, batches: int = 3, sessions=("first use", "warm")
-                     ) -> dict:
-    """Seconds per generated token at T = 1, free and under the grammar, for each of
-    ``sessions``: "first use" (empty tables, no disk cache: a new machine), "new session"
-    (empty tables read back from the cache folder, as a new kernel starts) and "warm" (the
-    tables this process has filled)."""
+def measure_overhead(model, n1: int = 40, batches: int = 3) -> dict:
+    """Seconds per generated token at T = 1, free and under the grammar."""
     out = {}
     for label, b, reps in (("B=1", 1, n1), ("B=64", 64, batches)):
-        for session in sessions:
-            if session != "warm":
-                tables = _GrammarTables._shared.pop(tuple(model.vocab), None)
-                if tables is not None and session == "new session":
-                    tables.save()
-                constraints.DISK_CACHE = session == "new session"
+        for cold in (True, False):
+            if cold:
+                _GrammarTables._shared.clear()
             rows = {}
             for constrain in (None, "grammar"):
                 seconds, tokens = 0.0, 0
@@ -102,10 +94,10 @@ def measure_overhead(model, n1: int = 40, batches: int = 3, sessions=("first use
                     seconds += time.perf_counter() - t0
                     tokens += sum(len(t.tokens) - 4 for t in tunes)
                 rows["grammar" if constrain else "free"] = seconds / tokens
-            constraints.DISK_CACHE = True
-            out[f"{label} {session}"] = {"free_ms_per_token": rows["free"] * 1e3,
-                                         "grammar_ms_per_token": rows["grammar"] * 1e3,
-                                         "overhead": rows["grammar"] / rows["free"] - 1}
+            key = f"{label} {'cold' if cold else 'warm'}"
+            out[key] = {"free_ms_per_token": rows["free"] * 1e3,
+                        "grammar_ms_per_token": rows["grammar"] * 1e3,
+                        "overhead": rows["grammar"] / rows["free"] - 1}
     return out
 
 
@@ -148,26 +140,16 @@ def markdown(rows: list[dict], overhead: dict, meta: dict) -> str:
                          f"{r['repeated_bars']:.3f} | {r['scale_consistency']:.3f} | "
                          f"{r['mean_tokens']:.0f} |")
     lines += ["", "## Time", "",
-              "Generation time per token at T = 1 (40 tunes one at a time; 3 batches of 64), "
-              "free and under the grammar. *first use*: empty tables and no cache folder, as "
-              "on a new machine; *new session*: a new kernel, whose tables are read back from "
-              "the cache folder (`grammar-*.json`, written when a session ends); *warm*: the "
-              "tables this session has filled.", "",
               "| batch | tables | free ms/token | grammar ms/token | overhead |",
               "|---|---|---|---|---|"]
     for key, o in overhead.items():
-        b, state = key.split(" ", 1)
+        b, state = key.split()
         lines.append(f"| {b} | {state} | {o['free_ms_per_token']:.3f} | "
                      f"{o['grammar_ms_per_token']:.3f} | {o['overhead']:+.0%} |")
-
-    def span(which: str) -> str:
-        v = [o["overhead"] for k, o in overhead.items() if k.endswith(which)]
-        return f"{min(v):+.0%} to {max(v):+.0%}"
-
-    lines += ["", f"The grammar adds {span('warm')} per token with warm tables, "
-              f"{span('new session')} in a new session and {span('first use')} on first use "
-              "(target ≤ +15 %): on first use every new state's mask row is worked out in "
-              "Python.", ""]
+    warm = [o["overhead"] for k, o in overhead.items() if k.endswith("warm")]
+    lines += ["", f"With warm tables the grammar adds {min(warm):+.0%} to {max(warm):+.0%} per "
+              "token (target ≤ +15 %). Cold, every new state's mask row is worked out in Python "
+              "first (states seen once are kept for the session).", ""]
     lines += ["## Why free tunes fail (strict checker, no truncation, first reason per tune)", ""]
     for t in TEMPERATURES:
         probs = by[(t, "none", False)]["first_problems"]
@@ -182,13 +164,12 @@ def main(argv=None) -> dict:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     t0 = time.perf_counter()
     model = load_model()
-    first_use = measure_overhead(model, sessions=("first use",))
+    overhead_cold = measure_overhead(model)
     settings = [(t, tr, c) for t in TEMPERATURES for tr in TRUNCATIONS for c in (None, "grammar")]
     rows = [measure_setting(model, t, tr, args.n, c)
             for t, tr, c in tqdm(settings, desc="settings")]
-    overhead = {**first_use, **measure_overhead(model, sessions=("new session", "warm"))}
-    overhead = {k: overhead[k] for b in ("B=1", "B=64")
-                for k in (f"{b} first use", f"{b} new session", f"{b} warm")}
+    overhead = measure_overhead(model)
+    overhead = {k: (overhead_cold[k] if k.endswith("cold") else overhead[k]) for k in overhead}
     meta = {"machine": f"{platform.machine()} {os.cpu_count()} cores",
             "threads": torch.get_num_threads(), "n": args.n,
             "seconds": time.perf_counter() - t0}

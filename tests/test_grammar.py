@@ -231,26 +231,3 @@ def test_the_grammar_composes_with_every_kind_of_step(model, steps):
     for t in tunes:
         v = check_tokens(t.tokens)
         assert v.ok, (v.problems, " ".join(t.tokens))
-
-
-def test_the_tables_survive_a_new_session_through_the_cache_folder(model, tmp_path, monkeypatch):
-    import numpy as np
-
-    from toolkit.lm import data
-
-    monkeypatch.setattr(data, "CACHE_DIR", tmp_path)
-    first = _GrammarTables(list(model.vocab))
-    for seed in range(3):  # meet some states
-        first.intern(_random_walk(np.random.default_rng(seed), model.vocab, "M:6/8", 40))
-    first.save()
-    assert first.path().exists() and first.path().parent == tmp_path
-    again = _GrammarTables(list(model.vocab))
-    again.load()
-    assert again.states == first.states
-    n = len(first.states)
-    assert (again.allowed_rows[:n] == first.allowed_rows[:n]).all()
-    # a broken file is ignored: the session starts empty
-    first.path().write_text("{not json")
-    empty = _GrammarTables(list(model.vocab))
-    empty.load()
-    assert empty.states == []

@@ -57,7 +57,7 @@ from toolkit.music.tokens import (
     parse_duration,
 )
 
-__all__ = ["State", "Clock", "start", "advance", "why_not", "tie_fits", "finish", "walk", "RULES",
+__all__ = ["State", "start", "advance", "why_not", "tie_fits", "finish", "walk", "RULES",
            "CLOSERS"]
 
 #: the rule each reason belongs to (the checker reports one verdict per rule)

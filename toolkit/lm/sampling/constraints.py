@@ -27,13 +27,7 @@ token).
 
 from __future__ import annotations
 
-import atexit
-import base64
-import hashlib
-import json
-import os
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -169,27 +163,6 @@ def meter_constraint() -> MeterConstraint:
 # the grammar: every rule of a valid tune, as a per-step mask
 
 _NEVER = 1 << 30  # the cost of a token the grammar forbids
-#: keep the grammar's states between sessions in the cache folder (``grammar-*.json``), so a new
-#: kernel starts with the masks a former one worked out; False: every session starts empty
-DISK_CACHE = True
-
-
-def _flat(v):
-    """A state (named tuples of Fractions, bools, ints, strings) as JSON: a Fraction is
-    ``"#n/d"`` (no token starts with ``#``)."""
-    if isinstance(v, tuple):
-        return [_flat(x) for x in v]
-    if isinstance(v, Fraction):
-        return f"#{v}"
-    return v
-
-
-def _unflat(x) -> G.State:
-    def value(v):
-        return Fraction(v[1:]) if isinstance(v, str) and v.startswith("#") else v
-
-    clock, *rest = x
-    return G.State(G.Clock(*map(value, clock)), *map(value, rest))
 CLOSING_MAX = 40  # no closing is longer (tests/test_grammar.py walks states to check it)
 
 
@@ -206,67 +179,10 @@ class _GrammarTables:
 
     @classmethod
     def of(cls, vocab: list[str]) -> _GrammarTables:
-        """The tables of ``vocab``, shared in this process; with :data:`DISK_CACHE` on, the
-        states a former session met are read back from the cache folder first."""
         key = tuple(vocab)
         if key not in cls._shared:
-            tables = cls._shared[key] = cls(list(vocab))
-            if DISK_CACHE:
-                tables.load()
-                atexit.register(tables.save)
+            cls._shared[key] = cls(list(vocab))
         return cls._shared[key]
-
-    # -- the disk cache: the states and their rows, keyed by the rules' source and the vocab --
-
-    def path(self) -> Path:
-        from toolkit.lm import data
-        from toolkit.music import clock, tokens
-
-        h = hashlib.sha1()
-        for module in (G, clock, tokens):
-            h.update(Path(module.__file__).read_bytes())
-        h.update("\x00".join(self.vocab).encode())
-        return data.CACHE_DIR / f"grammar-{h.hexdigest()[:16]}.json"
-
-    def save(self) -> None:
-        """Write the states and rows to the cache folder when this session added some (at exit;
-        a folder that cannot be written is left alone)."""
-        n = len(self.states)
-        if n <= self._saved:
-            return
-        doc = {"vocab": self.vocab, "states": [_flat(s) for s in self.states],
-               "allowed": base64.b64encode(np.packbits(self.allowed_rows[:n], axis=1)
-                                           .tobytes()).decode()}
-        try:
-            path = self.path()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(doc, separators=(",", ":")))
-            os.replace(tmp, path)           # atomic: kernels saving at once never mix
-            self._saved = n
-        except OSError:
-            pass
-
-    def load(self) -> None:
-        """Read the states a former session saved (nothing happens if there is no file, or it
-        is from other rules or another vocabulary, or unreadable)."""
-        try:
-            doc = json.loads(self.path().read_text())
-            if doc["vocab"] != self.vocab:
-                return
-            states = [_unflat(x) for x in doc["states"]]
-            width = (len(self.vocab) + 7) // 8
-            bits = np.frombuffer(base64.b64decode(doc["allowed"]), dtype=np.uint8)
-            rows = np.unpackbits(bits.reshape(len(states), width), axis=1,
-                                 count=len(self.vocab)).astype(bool)
-        except (OSError, ValueError, KeyError, TypeError):
-            return
-        self.states = states
-        self.index = {s: i for i, s in enumerate(states)}
-        self.moves = [[-1] * len(self.kinds) for _ in states]
-        self.allowed_rows = np.zeros((max(256, 2 * len(states)), len(self.vocab)), dtype=bool)
-        self.allowed_rows[:len(states)] = rows
-        self._saved = len(states)
 
     def __init__(self, vocab: list[str]):
         self.vocab = vocab
@@ -294,7 +210,6 @@ class _GrammarTables:
         self._costs: dict[int, Tensor] = {}
         self._closing: dict[G.State, int] = {}
         self._ties: dict[str, Tensor] = {}
-        self._saved = 0                                               # states on disk
 
     def closing(self, s: G.State) -> int:
         """Tokens on :func:`toolkit.music.grammar.finish`'s way from ``s`` to ``</s>``."""
