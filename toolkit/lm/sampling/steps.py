@@ -409,9 +409,15 @@ class Mirostat(Step):
 # --------------------------------------------------------------------------------------------
 
 def _history(ctx: Context | None, logits: Tensor, who: str) -> Tensor | None:
-    """ctx.history checked against the logits: (B, T) int64, or None when there is none."""
+    """ctx.history checked against the logits: (B, T) int64, or None when there is none.
+
+    Checked once per context: the generator builds one context per token, and every step of
+    the chain that reads the history gets the checked tensor back without a second pass."""
     if ctx is None or ctx.history is None:
         return None
+    checked = ctx.__dict__.get("_checked_history")
+    if checked is not None and checked[0] is ctx.history and checked[1] == logits.shape:
+        return checked[2]
     h = torch.as_tensor(ctx.history)
     B, V = logits.shape
     if h.dim() == 1 and B == 1:
@@ -419,10 +425,19 @@ def _history(ctx: Context | None, logits: Tensor, who: str) -> Tensor | None:
     if h.dim() != 2 or h.shape[0] != B or h.is_floating_point():
         raise ValueError(f"{who} needs ctx.history as a (B, T) tensor of token ids with "
                          f"B = {B}, got {h.dtype} of shape {tuple(h.shape)}")
-    if h.numel() and (h.min() < 0 or h.max() >= V):
-        raise ValueError(f"ctx.history holds token ids outside [0, {V}): min {int(h.min())}, "
-                         f"max {int(h.max())}")
-    return h.long()
+    if h.numel():
+        lo, hi = (int(v) for v in torch.aminmax(h))              # one pass, one sync
+        if lo < 0 or hi >= V:
+            raise ValueError(f"ctx.history holds token ids outside [0, {V}): min {lo}, "
+                             f"max {hi}")
+    h = h.long()
+    ctx.__dict__["_checked_history"] = (ctx.history, logits.shape, h)
+    return h
+
+
+#: the largest finite value of each float type
+_FINFO_MAX = {t: torch.finfo(t).max for t in (torch.float16, torch.bfloat16, torch.float32,
+                                              torch.float64)}
 
 
 class RepetitionPenalty(Step):
@@ -457,10 +472,11 @@ class RepetitionPenalty(Step):
         if self.window is not None:
             history = history[:, -self.window:]                  # (B, W) recent tokens
         seen = logits.gather(-1, history)                        # (B, W) their logits
-        penalised = torch.where(seen > 0, seen / self.penalty, seen * self.penalty)
-        info = torch.finfo(logits.dtype)                         # huge logits stay finite,
-        penalised = torch.where(seen == NEG_INF, seen, penalised.clamp(info.min, info.max))
-        return logits.scatter(-1, history, penalised)            # removed ones stay removed
+        p = _scalar(self.penalty, seen)                          # cached 0-dim tensors
+        penalised = torch.where(seen > 0, seen / p, seen * p)
+        lo, hi = _scalar(-_FINFO_MAX[seen.dtype], seen), _scalar(_FINFO_MAX[seen.dtype], seen)
+        penalised = torch.where(seen == NEG_INF, seen, penalised.clamp(lo, hi))  # huge stay
+        return logits.scatter(-1, history, penalised)            # finite; removed stay removed
 
     @property
     def active(self) -> bool:
