@@ -145,8 +145,11 @@ class StaticLayer(Artist):
     Static artists are marked ``animated`` so that the axes skip them in a live draw; keep
     every artist that an update changes in ``dynamic``. Only artists below every dynamic one
     (lower zorder) are cached, so that a live draw paints exactly what a full draw paints;
-    the others (e.g. the spines, zorder 2.5, over bars at 2) are drawn every time.
+    the others (e.g. the spines, zorder 2.5, over bars at 2) are drawn every time. A few copies
+    are kept (:attr:`KEEP`), so a plot whose axis steps between a few limits renders each once.
     """
+
+    KEEP = 6  # copies kept, one per signature (canvas size, limits, fixed tick labels)
 
     def __init__(self, fig: Figure, dynamic: Sequence[Artist]):
         super().__init__()
@@ -166,9 +169,8 @@ class StaticLayer(Artist):
             for a in arts:
                 a.set_animated(True)
             self.static.append((ax, sorted(arts, key=lambda a: a.get_zorder())))
-        self._key: tuple | None = None
-        self._pixels: Any = None
-        self.rebuilds = 0
+        self._cache: dict[tuple, Any] = {}    # signature -> pixels (a few: axes that switch
+        self.rebuilds = 0                      # between a few limits keep each one's copy)
         self.enabled = True
         fig.add_artist(self)
 
@@ -178,7 +180,7 @@ class StaticLayer(Artist):
             for a in arts:
                 a.set_animated(False)
         self.enabled = False
-        self._pixels = None
+        self._cache.clear()
 
     def _signature(self, renderer: Any) -> tuple:
         parts: list[Any] = [renderer.width, renderer.height, self.fig.dpi]
@@ -191,7 +193,7 @@ class StaticLayer(Artist):
 
     def invalidate(self) -> None:
         """Forget the cached pixels: the next draw renders the static artists again."""
-        self._key = None
+        self._cache.clear()
 
     def draw(self, renderer: Any) -> None:
         if not self.enabled:
@@ -203,14 +205,16 @@ class StaticLayer(Artist):
                         a.draw(renderer)
             return
         key = self._signature(renderer)
-        if key == self._key and self._pixels is not None:
-            renderer.restore_region(self._pixels)
+        pixels = self._cache.get(key)
+        if pixels is not None:
+            renderer.restore_region(pixels)
             return
         for _, arts in self.static:
             for a in arts:
                 a.draw(renderer)
-        self._pixels = renderer.copy_from_bbox(self.fig.bbox)
-        self._key = key
+        if len(self._cache) >= self.KEEP:
+            self._cache.pop(next(iter(self._cache)))         # the oldest copy goes
+        self._cache[key] = renderer.copy_from_bbox(self.fig.bbox)
         self.rebuilds += 1
 
 

@@ -606,6 +606,9 @@ class StepPlot:
     Attributes: ``fig``, ``bars``, ``draw``, ``step`` (the :class:`DrawStep` shown).
     """
 
+    #: the top panel's upper limits: few, so that each one's axis is drawn once and cached
+    Y_TOPS = (0.25, 0.5, 1.1)
+
     def __init__(self, step: DrawStep, labels: Sequence[str], *, total: int | None = None,
                  fig: Any = None, top: int = 12, figsize: tuple[float, float] = (12, 6.2)):
         import matplotlib as mpl
@@ -624,11 +627,34 @@ class StepPlot:
             self.fig = fig
             self.bars = plots.plot_distribution(
                 step.model_probs, self.labels, kept=step.kept, after=step.probs,
-                tokens=self._shown(step), ax=axes[0], xlabel="next token (most likely first)")
+                tokens=self._shown(step), ax=axes[0], xlabel="next token (most likely first)",
+                ylim=(0, self.Y_TOPS[-1]))
             self.draw = plots.plot_draw(step.probs, step.u, self.labels, token=step.token_id,
                                         ax=axes[1], title=None)
+        self.names: list[Any] = []
         self.update(step, draw=False)
-        plots.freeze_layout(fig)  # lay out once: later draws only move artists
+        self.bars.ax.set_ylim(0, self.Y_TOPS[-1])  # the widest tick labels ("100%")
+        plots.freeze_layout(fig)  # lay out once, with this step's tick labels in place
+        # The token names change every step: as tick labels they would make the axis redraw
+        # whole each time. Drawn as texts where the tick labels were, they join the dynamic
+        # artists, and everything else (axes, ticks, legend, grid) is drawn once and cached.
+        ax = self.bars.ax
+        ticks = ax.xaxis.get_ticklabels()
+        size = ticks[0].get_fontsize() if ticks else plots.FONT_SIZES["tick"]
+        pad = ax.xaxis.get_major_ticks()[0].get_pad() if ticks else 3.5
+        length = ax.xaxis.get_major_ticks()[0].get_tick_padding() if ticks else 3.5
+        ax.tick_params(axis="x", labelcolor="none")  # kept (and cached) for the layout only
+        self.names = [ax.annotate("", xy=(x, 0), xycoords=("data", "axes fraction"),
+                                  xytext=(0, -(pad + length)), textcoords="offset points",
+                                  ha="center", va="top", fontsize=size, annotation_clip=False)
+                      for x in self.bars.x]
+        self.update(step, draw=False)
+        self.static = plots.cache_static(fig, [*self.bars.dynamic, *self.draw.dynamic,
+                                               *self.names])
+
+    def _name_tokens(self) -> None:
+        for text, label in zip(self.names, self.bars.labels, strict=True):
+            text.set_text(label)
 
     def _shown(self, step: DrawStep) -> np.ndarray:
         order = np.argsort(-step.model_probs, kind="stable")[: self.top]
@@ -643,8 +669,14 @@ class StepPlot:
         bars = self.bars
         bars.tokens = self._shown(step)  # DistributionPlot keeps its tokens; a step has its own
         bars.labels = [bars.vocab[i] for i in bars.tokens]
-        bars.ax.set_xticks(bars.x, bars.labels)
+        if self.names:
+            self._name_tokens()
+        else:                            # before the layout is frozen: real tick labels
+            bars.ax.set_xticks(bars.x, bars.labels)
         bars.update(step.model_probs, kept=step.kept, after=step.probs, draw=False)
+        tallest = float(max(step.model_probs.max(), step.probs.max()))
+        bars.ax.set_ylim(0, next(y for y in self.Y_TOPS if y >= tallest * 1.1 or
+                                 y == self.Y_TOPS[-1]))
         self.draw.update(step.probs, step.u, step.token_id, draw=False)
         for segment in self.draw.segments:  # cut tokens have no slice: skip drawing them
             segment.set_visible(segment.get_width() > 0)
