@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from toolkit import audio
-from toolkit.music.reader import Note
+from toolkit.music.notes import Note
 from toolkit.music.tune import Tune
 
 JIG = """X:1

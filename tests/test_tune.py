@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from toolkit.music.reader import ABCError, Note, parse_abc, performance, play_order, tempo_qpm
+from toolkit.music.notes import Note
+from toolkit.music.reader import ABCError, parse_abc, performance, play_order, tempo_qpm
 from toolkit.music.tune import EXPORT_FORMATS, Tune
 
 KESH = """X:1

@@ -46,7 +46,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from toolkit.music.reader import Note, tempo_qpm
+from toolkit.music.notes import Note
+from toolkit.music.reader import tempo_qpm
 
 if TYPE_CHECKING:
     from toolkit.music.tune import Tune

@@ -4,8 +4,8 @@ end of the bar, as ABC says."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from fractions import Fraction
+from typing import NamedTuple
 
 from toolkit.music.tokens import (
     ACCIDENTALS,
@@ -23,14 +23,31 @@ from toolkit.music.tokens import (
 # --------------------------------------------------------------------------------------------
 # notes: pitches and onsets read from tokens
 
-@dataclass(frozen=True)
-class Note:
-    """A sounding note: MIDI ``pitch``; ``onset`` and ``duration`` in quarter notes; 0-based bar."""
+class Note(NamedTuple):
+    """One sounding note: its MIDI ``pitch`` (60 is middle C), ``onset`` and ``duration`` in
+    quarter notes, and ``bar``, the 0-based bar it starts in, where it is known (:func:`notes_of`
+    knows it; the ABC reader, which lays bars out itself, leaves it None).
+
+    Tied notes are merged into one; rests are the gaps between notes. The one note type of the
+    package: the reader, the renderer, the sound and the metrics all use it.
+
+    >>> Note(pitch=62, onset=1.5, duration=0.5).end
+    2.0
+    """
 
     pitch: int
     onset: float
     duration: float
-    bar: int
+    bar: int | None = None
+
+    @property
+    def end(self) -> float:
+        """When the note stops, in quarter notes from the start of the tune."""
+        return self.onset + self.duration
+
+    def __repr__(self) -> str:
+        bar = "" if self.bar is None else f", bar={self.bar}"
+        return f"Note(pitch={self.pitch!r}, onset={self.onset!r}, duration={self.duration!r}{bar})"
 
 
 def notes_of(tokens: Sequence[str], key: str = "C") -> list[Note]:

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, NamedTuple
 
+from toolkit.music.notes import Note
 from toolkit.music.tokens import ACCIDENTALS, MAJOR_FIFTHS, NATURAL_SEMITONE, default_unit
 
 __all__ = [
-    "ABCError", "Note", "Event", "Measure", "ParsedTune", "Performance", "parse_abc",
+    "ABCError", "Event", "Measure", "ParsedTune", "Performance", "parse_abc",
     "tempo_qpm", "ending_spans", "play_order", "performance",
 ]
 
@@ -63,25 +64,6 @@ class ABCError(ValueError):
         if line is not None:
             where = f"line {line}, column {column}: " if column is not None else f"line {line}: "
         super().__init__(where + problem)
-
-
-class Note(NamedTuple):
-    """One sounding note: its MIDI pitch (60 is middle C), onset and length in quarter notes.
-
-    Tied notes are merged into one; rests are the gaps between notes.
-
-    >>> Note(pitch=62, onset=1.5, duration=0.5).end
-    2.0
-    """
-
-    pitch: int
-    onset: float
-    duration: float
-
-    @property
-    def end(self) -> float:
-        """When the note stops, in quarter notes from the start of the tune."""
-        return self.onset + self.duration
 
 
 class Event(NamedTuple):
@@ -160,7 +142,7 @@ def _key_signature(value: str) -> tuple[dict[str, int], str | None, bool]:
     >>> _key_signature("H#lydian")
     Traceback (most recent call last):
     ...
-    toolkit.tune.ABCError: cannot read 'H#lydian' in the key K:H#lydian
+    toolkit.music.reader.ABCError: cannot read 'H#lydian' in the key K:H#lydian
     """
     v = value.strip()
     if v.startswith(("HP", "Hp")):  # Highland pipes

@@ -41,7 +41,8 @@ import threading
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from toolkit.music.reader import ABCError, Measure, Note, ParsedTune, Performance, ending_spans
+from toolkit.music.notes import Note
+from toolkit.music.reader import ABCError, Measure, ParsedTune, Performance, ending_spans
 from toolkit.music.tokens import NATURAL_SEMITONE
 
 if TYPE_CHECKING:
@@ -639,7 +640,7 @@ def music21_score(parsed: ParsedTune) -> Any:
 
 def notes_from_score(score: Any) -> list[Note]:
     """The sounding notes of a music21 score (ties merged, grace notes and chord symbols
-    left out), as :class:`toolkit.tune.Note`."""
+    left out), as :class:`toolkit.music.notes.Note`."""
     from music21 import harmony
 
     notes = []

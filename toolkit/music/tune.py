@@ -31,9 +31,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from toolkit.music.notes import Note
 from toolkit.music.reader import (
     ABCError,
-    Note,
     ParsedTune,
     Performance,
     parse_abc,
@@ -104,7 +104,7 @@ class Tune:
         >>> Tune.from_abc("X:1\\nT:Only a header\\nK:G\\n")
         Traceback (most recent call last):
         ...
-        toolkit.tune.ABCError: the tune has no notes or rests
+        toolkit.music.reader.ABCError: the tune has no notes or rests
         """
         parsed = parse_abc(text)
         tune = cls(abc=parsed.text)
