@@ -455,3 +455,51 @@ def test_check_tokens_finds_unbalanced_repeats_and_missing_parts():
 def test_check_tokens_accepts_the_examples_of_the_docs():
     text = abc_text("|: A>B cA | d2 (3cBA | B2 z2 :|", meter="2/4")
     assert check_tokens(encode(text)).ok
+
+
+def _reference_events(tokens):
+    """The durations written out the long way (the tokenizer's old, separate arithmetic): a
+    second implementation for events(), which now reads the bar clock."""
+    out, notes = [], []
+    bar, onset = 0, Fraction(0)
+    left, scale_t, broken_next = 0, Fraction(1), None
+    for i, tok in enumerate(tokens):
+        if abc.is_pitch(tok) or tok == "z":
+            for n in notes:
+                out.append((n[0], n[1], n[2], n[3], bar, onset))
+                onset += n[3]
+            notes = []
+            scale = Fraction(1)
+            if left:
+                scale, left = scale_t, left - 1
+            if broken_next is not None:
+                scale, broken_next = scale * broken_next, None
+            notes.append(["note" if tok != "z" else "rest", i, tok, scale])
+        elif abc.is_duration(tok) and notes:
+            notes[-1][3] *= abc.parse_duration(tok)
+        elif tok in abc.BROKEN and notes:
+            first, second = abc.BROKEN[tok]
+            notes[-1][3] *= first
+            broken_next = second
+        elif tok.startswith("(") and tok[1:].isdigit():
+            left = int(tok[1:])
+            scale_t = Fraction(int(abc._TUPLET_Q.get(tok[1:], "2")), left)
+        elif abc.is_bar(tok):
+            for n in notes:
+                out.append((n[0], n[1], n[2], n[3], bar, onset))
+                onset += n[3]
+            notes = []
+            out.append(("bar", i, tok, Fraction(0), bar, onset))
+            bar, onset = bar + 1, Fraction(0)
+    for n in notes:
+        out.append((n[0], n[1], n[2], n[3], bar, onset))
+        onset += n[3]
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["G", "c'", "z", "2", "/2", "3/2", "4", ">", "<", "(3", "-",
+                                 "|", ":|", "|:", "[1", "M:6/8"]), max_size=40))
+def test_events_read_off_the_bar_clock_match_the_long_way(tokens):
+    ours = [(e.kind, e.index, e.token, e.duration, e.bar, e.onset) for e in abc.events(tokens)]
+    assert ours == _reference_events(tokens)

@@ -33,7 +33,7 @@ import math
 
 import torch
 
-from toolkit.music.clock import START, Clock, advance
+from toolkit.music.tokens import START, Clock, advance
 
 __all__ = ["Clock", "START", "advance", "feature", "N_FEATURES", "FILLED_MAX", "ROOM_BASE",
            "ROOM_LOW", "ROOM_HIGH", "BarClock"]

@@ -39,15 +39,13 @@ from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from typing import NamedTuple
 
-from toolkit.music.clock import START as CLOCK_START
-from toolkit.music.clock import Clock
-from toolkit.music.clock import advance as tick
 from toolkit.music.tokens import (
     BOS,
     BROKEN,
     EOS,
     MODES,
     PITCH_RE,
+    Clock,
     Key,
     bar_length,
     duration_token,
@@ -56,6 +54,8 @@ from toolkit.music.tokens import (
     midi_pitch,
     parse_duration,
 )
+from toolkit.music.tokens import START as CLOCK_START
+from toolkit.music.tokens import advance as tick
 
 __all__ = ["State", "start", "advance", "why_not", "tie_fits", "finish", "walk", "RULES",
            "CLOSERS"]

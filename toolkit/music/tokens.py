@@ -34,12 +34,13 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import NamedTuple
 
 __all__ = [
     "ABCSyntaxError", "Event", "UnknownTokenError", "BOS", "EOS", "MODES", "UNKNOWN_METER",
     "UNKNOWN_MODE", "UNKNOWN_STYLE", "bar_length", "check_fragment", "decode", "display_key",
     "encode",
-    "encode_fragment", "events",
+    "encode_fragment", "events", "Clock", "START", "advance",
     "is_bar", "is_duration", "is_pitch", "midi_pitch", "parse_duration", "parse_key",
     "duration_token", "split_tunes",
     "transpose_pitch", "tune_body", "token_labels",
@@ -667,7 +668,9 @@ def check_fragment(text: str, known, key: str = "D", mode: str = "maj",
 
 
 # --------------------------------------------------------------------------------------------
-# events: durations and bars, read from tokens (used by decode, metrics and constraints)
+# durations: the bar clock (one token at a time) and the events read off it. The one home of
+# the duration arithmetic: the model's bar-clock input, the meter constraint, the grammar,
+# decode and the metrics all use it
 
 @dataclass(frozen=True)
 class Event:
@@ -686,53 +689,85 @@ class Event:
     onset: Fraction
 
 
+class Clock(NamedTuple):
+    """The state of the current bar after some tokens (immutable, hashable)."""
+
+    filled: Fraction = Fraction(0)      # eighths so far, the last note's duration included
+    last: Fraction | None = None        # length of the last note or rest (None after a bar line)
+    after_duration: bool = False        # the last note already has its duration token
+    tuplet_left: int = 0                # notes still inside a tuplet
+    tuplet_scale: Fraction = Fraction(1)
+    broken_next: Fraction | None = None  # the second note of a broken-rhythm pair is scaled
+    bar: int = 0                        # bar lines passed (0: still in the first bar)
+    full: Fraction | None = None        # a full bar's length, once a meter token has gone by
+
+    def next_scale(self) -> Fraction:
+        """What the next note's length is multiplied by (tuplet and broken rhythm)."""
+        scale = self.tuplet_scale if self.tuplet_left else Fraction(1)
+        return scale * (self.broken_next or 1)
+
+
+START = Clock()
+
+
+def advance(clock: Clock, tok: str) -> Clock:
+    """The clock after one more token: the duration arithmetic of the whole package."""
+    if is_pitch(tok) or tok == "z":
+        length = clock.next_scale()
+        return clock._replace(filled=clock.filled + length, last=length, after_duration=False,
+                              tuplet_left=max(0, clock.tuplet_left - 1), broken_next=None)
+    if is_duration(tok):  # a second one multiplies again, as decode() merges them
+        if clock.last is None:
+            return clock
+        d = parse_duration(tok)
+        return clock._replace(filled=clock.filled + clock.last * (d - 1), last=clock.last * d,
+                              after_duration=True)
+    if tok in BROKEN:
+        if clock.last is None:
+            return clock
+        first, second = BROKEN[tok]  # the first note of the pair is now first × as long
+        return clock._replace(filled=clock.filled + clock.last * (first - 1),
+                              last=clock.last * first, broken_next=second)
+    if tok.startswith("(") and tok[1:].isdigit():
+        p = int(tok[1:])
+        return clock._replace(tuplet_left=p, tuplet_scale=Fraction(int(_TUPLET_Q.get(str(p), "2")),
+                                                                   p))
+    if tok in BARS:
+        return clock._replace(filled=Fraction(0), last=None, after_duration=False,
+                              bar=clock.bar + 1)
+    if tok.startswith("M:"):
+        return clock._replace(full=bar_length(tok))
+    return clock
+
+
 def events(tokens: Sequence[str]) -> Iterator[Event]:
-    """Walk tokens, yielding notes, rests and bar lines with their real durations.
+    """Walk tokens, yielding notes, rests and bar lines with their real durations: the
+    :class:`Clock` arithmetic, read off note by note (a note's length is what the bar has filled
+    when the next note or bar line comes, minus its onset).
 
     >>> [(e.token, str(e.duration)) for e in events(['G', '2', '>', 'A', '|'])]
     [('G', '3'), ('A', '1/2'), ('|', '0')]
     """
-    notes: list[list] = []  # [kind, index, token, duration] not yet yielded (broken rhythm waits)
-    bar, onset = 0, Fraction(0)
-    tuplet_left, tuplet_scale = 0, Fraction(1)
-    broken_next: Fraction | None = None
-    out: list[Event] = []
+    clock, bar = START, 0
+    pending: tuple[str, int, str, Fraction] | None = None   # kind, index, token, onset
 
-    def flush() -> None:
-        nonlocal onset
-        for kind, idx, tok, dur in notes:
-            out.append(Event(kind, idx, tok, dur, bar, onset))
-            onset += dur
-        notes.clear()
+    def finished() -> Event:
+        kind, index, token, onset = pending
+        return Event(kind, index, token, clock.filled - onset, bar, onset)
 
     for i, tok in enumerate(tokens):
-        if is_pitch(tok) or tok == "z":
-            flush()
-            scale = Fraction(1)
-            if tuplet_left:
-                scale, tuplet_left = tuplet_scale, tuplet_left - 1
-            if broken_next is not None:
-                scale, broken_next = scale * broken_next, None
-            notes.append(["note" if tok != "z" else "rest", i, tok, scale])
-        elif is_duration(tok) and notes:
-            notes[-1][3] *= parse_duration(tok)
-        elif tok in BROKEN and notes:
-            first, second = BROKEN[tok]
-            notes[-1][3] *= first
-            broken_next = second
-        elif tok.startswith("(") and tok[1:].isdigit():
-            p = int(tok[1:])
-            tuplet_left = p
-            tuplet_scale = Fraction(int(_TUPLET_Q.get(str(p), "2")), p)
+        note = is_pitch(tok) or tok == "z"
+        if (note or is_bar(tok)) and pending is not None:
+            yield finished()
+            pending = None
+        if note:
+            pending = ("note" if tok != "z" else "rest", i, tok, clock.filled)
         elif is_bar(tok):
-            flush()
-            out.append(Event("bar", i, tok, Fraction(0), bar, onset))
-            bar, onset = bar + 1, Fraction(0)
-        if len(out) > 0:
-            yield from out
-            out.clear()
-    flush()
-    yield from out
+            yield Event("bar", i, tok, Fraction(0), bar, clock.filled)
+            bar += 1
+        clock = advance(clock, tok)
+    if pending is not None:
+        yield finished()
 
 
 def bar_length(meter_token: str) -> Fraction | None:
