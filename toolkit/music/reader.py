@@ -22,7 +22,7 @@ from toolkit.music.notes import Note
 from toolkit.music.tokens import ACCIDENTALS, MAJOR_FIFTHS, NATURAL_SEMITONE, default_unit
 
 __all__ = [
-    "ABCError", "Event", "Measure", "ParsedTune", "Performance", "parse_abc",
+    "ABCError", "ScoreEvent", "Measure", "ParsedTune", "Performance", "parse_abc",
     "tempo_qpm", "ending_spans", "play_order", "performance",
 ]
 
@@ -66,8 +66,9 @@ class ABCError(ValueError):
         super().__init__(where + problem)
 
 
-class Event(NamedTuple):
-    """One written note, chord or rest as it stands in the score (ties not merged).
+class ScoreEvent(NamedTuple):
+    """One written note, chord or rest as it stands in the score (ties not merged); the
+    tokens' own walk is :class:`toolkit.music.tokens.Event`.
 
     ``pitches`` is empty for a rest; onset and duration are exact, in quarter notes.
     """
@@ -106,7 +107,7 @@ class ParsedTune:
     unit: Fraction
     key: str
     tempo: str | None
-    events: tuple[Event, ...]
+    events: tuple[ScoreEvent, ...]
     notes: tuple[Note, ...]
     measures: tuple[Measure, ...]
     length: Fraction
@@ -360,7 +361,7 @@ class _Reader:
         self.bar_start = Fraction(0)
         self.bar_accidentals: dict[str, int] = {}  # letter -> alteration, to the bar's end
         self.shown: dict[tuple[str, int], int] = {}  # what the engraving shows, by octave
-        self.events: list[Event] = []
+        self.events: list[ScoreEvent] = []
         self.notes: list[list[Any]] = []  # [pitch, onset, duration]: ties may lengthen them
         self.last: list[int] = []  # the notes (indices in self.notes) of the last note or chord
         self.tied: dict[int, int] = {}  # pitch -> index in self.notes, waiting for its tie
@@ -440,7 +441,7 @@ class _Reader:
             self.tuplet = (ratio, left - 1) if left > 1 else None
             closing_tuplet = left == 1
         duration = whole * 4
-        self.events.append(Event(self.time, duration, tuple(pitches)))
+        self.events.append(ScoreEvent(self.time, duration, tuple(pitches)))
         self.pieces.append(("note", (piece, self.time - self.bar_start)))
         if closing_tuplet:
             self.pieces.append(("tuplet_end", None))
@@ -470,7 +471,7 @@ class _Reader:
         first, second = (longer, shorter) if symbol[0] == ">" else (shorter, longer)
         last = self.events[-1]
         extra = last.duration * (first - 1)
-        self.events[-1] = Event(last.onset, last.duration * first, last.pitches)
+        self.events[-1] = ScoreEvent(last.onset, last.duration * first, last.pitches)
         for i in self.last:
             self.notes[i][2] += extra
         self.time += extra
