@@ -227,7 +227,7 @@ class _GrammarTables:
         if n > CLOSING_MAX:
             raise RuntimeError(f"a closing of {n} tokens is longer than CLOSING_MAX = "
                                f"{CLOSING_MAX}; raise it (from state {path[0]})")
-        return self._closing.get(path[0], n) if path else n
+        return n
 
     def intern(self, s: G.State) -> int:
         sid = self.index.get(s)
