@@ -57,7 +57,7 @@ from toolkit.music.tokens import (
 from toolkit.music.tokens import START as CLOCK_START
 from toolkit.music.tokens import advance as tick
 
-__all__ = ["State", "start", "advance", "why_not", "tie_fits", "finish", "walk", "RULES",
+__all__ = ["State", "start", "advance", "why_not", "tie_fits", "finish", "read", "walk", "RULES",
            "CLOSERS"]
 
 #: the rule each reason belongs to (the checker reports one verdict per rule)
@@ -208,27 +208,12 @@ def _needs_first(s: State) -> tuple[str, str] | None:
     return None
 
 
-def _min_fill(s: State) -> Fraction:
-    """The least the bar will hold once what is open is complete (notes shrunk to /4)."""
-    c = s.clock
-    filled = c.filled
-    m_now = _mult(s)
-    if s.kind == "note":  # the note may still take a duration: the shortest, or the one it needs
-        m_now = SHORTEST if s.need is None else s.need
-        filled -= c.last - s.scale * m_now
-    if c.tuplet_left:
-        m = s.tuplet_m if s.tuplet_m is not None else (
-            m_now if s.kind in ("note", "dur") and s.tuplet_first else SHORTEST)
-        filled += c.tuplet_left * c.tuplet_scale * m
-    if c.broken_next is not None and s.kind == "broken":
-        filled += c.broken_next * s.need
-    return filled
-
-
 def _fill_after(s: State, tok: str) -> Fraction:
-    """``_min_fill(advance(s, tok))`` for a note or rest, ``(3``, ``>`` or ``<``, worked out
-    without building the state (these are asked for every new state; tests check the two
-    agree)."""
+    """The least the bar will hold after a note or rest, ``(3``, ``>`` or ``<``, once what is
+    open is complete (the notes still to come, and this one if it may take a duration, at their
+    shortest or at the length they must have). Worked out from ``s`` without building the next
+    state: these are asked for every new state (``tests/test_grammar.py`` checks it against the
+    state built by :func:`advance`)."""
     c = s.clock
     tuplet_m, need = s.tuplet_m, s.need
     if s.kind in ("note", "dur"):  # the current note's length is now final
@@ -256,8 +241,7 @@ def _fill_after(s: State, tok: str) -> Fraction:
 
 
 def _fill_with(s: State, d: Fraction) -> Fraction:
-    """What :func:`_min_fill` gives after the current note takes duration ``d`` (the same
-    arithmetic without building the state: durations are tried often)."""
+    """The same as :func:`_fill_after`, after the current note takes duration ``d``."""
     c = s.clock
     filled = c.filled + c.last * (d - 1)
     if c.tuplet_left:
@@ -486,10 +470,12 @@ def _eighths(x: Fraction | None) -> str:
     return "?" if x is None else str(x)
 
 
-def walk(tokens: Sequence[str], meter: str, mode: str = "maj") -> list[tuple[int, str, str]]:
-    """Run the grammar over a tune body (with its ``</s>``) in ``meter`` (``"M:6/8"``) and
-    ``mode`` (``"min"``); return ``(index, rule, reason)`` for every token it would not allow
-    (the walk goes on after one, as best it can)."""
+def read(tokens: Sequence[str], meter: str, mode: str = "maj"
+         ) -> tuple[State, str | None, list[tuple[int, str, str]]]:
+    """Run the grammar over body tokens in ``meter`` (``"M:6/8"``) and ``mode`` (``"min"``);
+    return the state after them, the last pitch (what a tie must reach) and ``(index, rule,
+    reason)`` for every token it would not allow (the reading goes on after one, as best it
+    can)."""
     s = start(meter)
     last_pitch: str | None = None
     out: list[tuple[int, str, str]] = []
@@ -503,6 +489,13 @@ def walk(tokens: Sequence[str], meter: str, mode: str = "maj") -> list[tuple[int
         if is_pitch(tok):
             last_pitch = tok
         s = advance(s, tok)
+    return s, last_pitch, out
+
+
+def walk(tokens: Sequence[str], meter: str, mode: str = "maj") -> list[tuple[int, str, str]]:
+    """The problems :func:`read` finds in a whole tune body (with its ``</s>``), and one more if
+    the tune does not end."""
+    s, _, out = read(tokens, meter, mode)
     if s.kind != "end":
         out.append((len(tokens), "end", "the tune does not end with </s>"))
     return out

@@ -332,23 +332,16 @@ class GrammarConstraint(Step):
             meter = next((t for t in header if t.startswith("M:")), "M:?")
             mode = next((t[2:] for t in header if t.startswith("K:")), "maj")
             try:
-                s = G.start(meter)
+                G.start(meter)
             except ValueError:
                 raise ValueError(f"S.grammar() needs a known meter, got {meter}: give "
                                  "meter='6/8' or leave meter=None for the model to choose") \
                     from None
-            last_pitch = None
-            for pos, t in enumerate(toks[4:]):
-                bad = G.why_not(s, t)
-                if bad is None and s.kind == "tie" and last_pitch is not None \
-                        and not G.tie_fits(last_pitch, t, s.tie_across, mode):
-                    bad = ("tie", f"a tie joins two notes of the same pitch, not {last_pitch}"
-                                  f" and {t}")
-                if bad is not None:
-                    raise ValueError(f"the opening breaks the grammar at its token {pos + 1} "
-                                     f"({t!r}): {bad[1]}")
-                s = G.advance(s, t)
-                last_pitch = t if is_pitch(t) else last_pitch
+            s, last_pitch, problems = G.read(toks[4:], meter, mode)
+            if problems:
+                pos, _, reason = problems[0]
+                raise ValueError(f"the opening breaks the grammar at its token {pos + 1} "
+                                 f"({toks[4 + pos]!r}): {reason}")
             self._sids.append(tables.intern(s))
             self._tie_from.append(tables.vocab.index(last_pitch) if last_pitch else None)
             self._ties.append(tables.ties(mode if mode in G.MODES else "maj"))
