@@ -45,54 +45,30 @@ SEEDS = st.integers(0, 10_000)
 BATCH = st.sampled_from([1, 3, 64])
 
 
+#: step -> (ours, theirs, the parameter's range): the warpers that read the logits alone
+WARPERS = {
+    "temperature": (S.temperature, lambda v: lp.TemperatureLogitsWarper(v), st.floats(0.1, 5.0)),
+    "top-k": (S.top_k, lambda v: lp.TopKLogitsWarper(v, filter_value=NEG), st.integers(1, 116)),
+    "top-p": (S.top_p, lambda v: lp.TopPLogitsWarper(v, filter_value=NEG),
+              st.floats(0.05, 0.99)),
+    "min-p": (S.min_p, lambda v: lp.MinPLogitsWarper(v, filter_value=NEG), st.floats(0.01, 0.9)),
+    "typical": (S.typical_p, lambda v: lp.TypicalLogitsWarper(v, filter_value=NEG),
+                st.floats(0.05, 0.95)),
+    "epsilon": (S.epsilon, lambda v: lp.EpsilonLogitsWarper(v, filter_value=NEG),
+                st.floats(1e-4, 0.05)),
+    "eta": (S.eta, lambda v: lp.EtaLogitsWarper(v, filter_value=NEG, device="cpu"),
+            st.floats(1e-4, 0.05)),
+}
+
+
+@pytest.mark.parametrize("name", WARPERS)
 @settings(max_examples=40, deadline=None)
-@given(seed=SEEDS, batch=BATCH, t=st.floats(0.1, 5.0))
-def test_temperature(seed, batch, t):
+@given(seed=SEEDS, batch=BATCH, data=st.data())
+def test_warper(name, seed, batch, data):
+    ours, theirs, values = WARPERS[name]
+    value = data.draw(values, label=name)
     x = _logits(seed, batch)
-    _same(S.temperature(t)(x), lp.TemperatureLogitsWarper(t)(None, x.clone()))
-
-
-@settings(max_examples=40, deadline=None)
-@given(seed=SEEDS, batch=BATCH, k=st.integers(1, 116))
-def test_top_k(seed, batch, k):
-    x = _logits(seed, batch)
-    _same(S.top_k(k)(x), lp.TopKLogitsWarper(k, filter_value=NEG)(None, x.clone()))
-
-
-@settings(max_examples=40, deadline=None)
-@given(seed=SEEDS, batch=BATCH, p=st.floats(0.05, 0.99))
-def test_top_p(seed, batch, p):
-    x = _logits(seed, batch)
-    _same(S.top_p(p)(x), lp.TopPLogitsWarper(p, filter_value=NEG)(None, x.clone()))
-
-
-@settings(max_examples=40, deadline=None)
-@given(seed=SEEDS, batch=BATCH, m=st.floats(0.01, 0.9))
-def test_min_p(seed, batch, m):
-    x = _logits(seed, batch)
-    _same(S.min_p(m)(x), lp.MinPLogitsWarper(m, filter_value=NEG)(None, x.clone()))
-
-
-@settings(max_examples=40, deadline=None)
-@given(seed=SEEDS, batch=BATCH, mass=st.floats(0.05, 0.95))
-def test_typical(seed, batch, mass):
-    x = _logits(seed, batch)
-    _same(S.typical_p(mass)(x), lp.TypicalLogitsWarper(mass, filter_value=NEG)(None, x.clone()))
-
-
-@settings(max_examples=40, deadline=None)
-@given(seed=SEEDS, batch=BATCH, eps=st.floats(1e-4, 0.05))
-def test_epsilon(seed, batch, eps):
-    x = _logits(seed, batch)
-    _same(S.epsilon(eps)(x), lp.EpsilonLogitsWarper(eps, filter_value=NEG)(None, x.clone()))
-
-
-@settings(max_examples=40, deadline=None)
-@given(seed=SEEDS, batch=BATCH, eps=st.floats(1e-4, 0.05))
-def test_eta(seed, batch, eps):
-    x = _logits(seed, batch)
-    theirs = lp.EtaLogitsWarper(eps, filter_value=NEG, device="cpu")(None, x.clone())
-    _same(S.eta(eps)(x), theirs)
+    _same(ours(value)(x), theirs(value)(None, x.clone()))
 
 
 def _ctx(history: torch.Tensor) -> S.Context:
