@@ -3,7 +3,7 @@
 The public API, imported lazily so that ``import toolkit`` stays fast::
 
     from toolkit import load_model, generate, sampling as S
-    model = load_model()
+    model = load_model()               # the LSTM; load_model("transformer") the transformer
     chain = S.chain(S.temperature(1.2), S.top_p(0.9))
     tunes = generate(model, n=4, meter="6/8", mode="maj", sampler=chain, seed=7)
 
@@ -30,6 +30,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load_model": "toolkit.lm.model",
     "FolkLSTM": "toolkit.lm.model",
+    "FolkTransformer": "toolkit.lm.model",
+    "Network": "toolkit.lm.network",
     "generate": "toolkit.lm.generation",
     "Tune": "toolkit.music.tune",
     "encode": "toolkit.music.tokens",
@@ -41,7 +43,9 @@ _SUBMODULES = {
     "lessons": "toolkit.lessons", "cli": "toolkit.cli",
     "tokens": "toolkit.music.tokens", "tune": "toolkit.music.tune",
     "render": "toolkit.music.render", "audio": "toolkit.music.audio",
-    "data": "toolkit.lm.data", "model": "toolkit.lm.model", "sampling": "toolkit.lm.sampling",
+    "data": "toolkit.lm.data", "model": "toolkit.lm.model",
+    "network": "toolkit.lm.network", "transformer": "toolkit.lm.transformer",
+    "sampling": "toolkit.lm.sampling",
     "generation": "toolkit.lm.generation", "train": "toolkit.lm.train",
     "metrics": "toolkit.measure.metrics", "sweep": "toolkit.measure.sweep",
     "steering": "toolkit.measure.steering",

@@ -37,13 +37,22 @@ def _build_data(args: argparse.Namespace) -> int:
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="corpus",
                    help="'corpus' (music21's folk tunes), 'toy', or ABC files/folders")
+    p.add_argument("--arch", choices=["lstm", "transformer"], default="lstm",
+                   help="the network: the LSTM (default) or the transformer")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--emb", type=int, default=128)
-    p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default 3e-3 for the LSTM, 2e-3 the transformer)")
+    p.add_argument("--emb", type=int, default=128, help="LSTM: embedding size")
+    p.add_argument("--hidden", type=int, default=256, help="LSTM: hidden size")
+    p.add_argument("--layers", type=int, default=None,
+                   help="layers (default 2 for the LSTM, 3 for the transformer)")
+    p.add_argument("--dim", type=int, default=160, help="transformer: width")
+    p.add_argument("--heads", type=int, default=5, help="transformer: attention heads")
+    p.add_argument("--attention", choices=["softmax", "linear"], default="softmax",
+                   help="transformer: softmax or linear (kernel, recurrent) attention")
+    p.add_argument("--dropout", type=float, default=None,
+                   help="dropout (default 0.2 for the LSTM, 0.1 for the transformer)")
     p.add_argument("--no-bar-clock", dest="bar_clock", action="store_false",
                    help="do not give the model the bar clock (how full the bar is) as input")
     p.add_argument("--no-clock-head", dest="clock_head", action="store_false",
@@ -67,18 +76,26 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
-    from toolkit.lm.model import WEIGHTS_DIR, save_model
-    from toolkit.lm.train import records_for, train_model
+    from toolkit.lm.model import WEIGHTS_DIR, save_model, weights_name
+    from toolkit.lm.train import make_vocab, new_transformer, records_for, train_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    lstm = args.arch == "lstm"
+    lr = args.lr or (3e-3 if lstm else 2e-3)
+    layers = args.layers or (2 if lstm else 3)
+    dropout = args.dropout if args.dropout is not None else (0.2 if lstm else 0.1)
     train, valid, vocab = records_for(args.data)
+    network = None if lstm else new_transformer(
+        train + valid, dim=args.dim, layers=layers, heads=args.heads, attention=args.attention,
+        dropout=dropout, seed=args.seed, vocab=vocab or make_vocab(train + valid),
+        bar_clock=args.bar_clock, clock_head=args.clock_head and args.bar_clock)
     command = f"{PROG} train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else ""
     model, history = train_model(
-        train, valid, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, emb=args.emb,
-        hidden=args.hidden, layers=args.layers, dropout=args.dropout, bar_clock=args.bar_clock,
+        train, valid, epochs=args.epochs, batch_size=args.batch_size, lr=lr, emb=args.emb,
+        hidden=args.hidden, layers=layers, dropout=dropout, bar_clock=args.bar_clock,
         clock_head=args.clock_head, calibrate_epochs=args.calibrate_epochs,
-        cond_drop=args.cond_drop,
+        cond_drop=args.cond_drop, model=network,
         seed=args.seed, vocab=vocab, out_dir=args.out, resume=args.resume, device=args.device,
         checkpoint_every=args.checkpoint_every, max_minutes=args.max_minutes,
         stop_after=args.stop_after)
@@ -91,7 +108,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.export:
         WEIGHTS_DIR.mkdir(exist_ok=True)
         for suffix in (".safetensors", ".json"):
-            shutil.copy(path.with_suffix(suffix), WEIGHTS_DIR / ("folk_lstm" + suffix))
+            shutil.copy(path.with_suffix(suffix), WEIGHTS_DIR / (weights_name(model) + suffix))
         print(f"exported to {WEIGHTS_DIR}")
     return 0
 
@@ -127,7 +144,9 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
                    help="the same as --constrain meter")
     p.add_argument("--key", default="D", help="display key of the written tunes")
     p.add_argument("--max-tokens", type=int, default=256)
-    p.add_argument("--model", default=None, help="weights file or run folder")
+    p.add_argument("--model", default=None,
+                   help="lstm (default), transformer or transformer-linear (the shipped "
+                        "weights), a weights file, or a run folder")
     p.add_argument("--formats", default="abc", help="comma list of " + ",".join(EXPORT_FORMATS))
     p.add_argument("--out", default="out", help="output folder")
     p.add_argument("--restart", action="store_true",
@@ -215,7 +234,7 @@ def _generate(args: argparse.Namespace) -> int:
     common = {"n": args.n, "meter": args.meter, "mode": args.mode, "style": args.style,
               "guidance": args.guidance, "prime": args.prime, "key": args.key,
               "max_tokens": args.max_tokens, "constrain": _constrain(args)}
-    head = {"model": model.info.get("id", "folk_lstm"), "command": " ".join(sys.argv),
+    head = {"model": model.info.get("id", f"folk_{model.arch}"), "command": " ".join(sys.argv),
             "log": log.name}
     (out / "run.json").write_text(json.dumps({**head, "status": "running", "runs": []}, indent=1))
     runs, failures, resumed = [], 0, 0

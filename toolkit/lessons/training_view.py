@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from toolkit.lessons import plots
-from toolkit.lm.model import FolkLSTM
+from toolkit.lm.network import Network
 from toolkit.music.tokens import BARS, BOS, UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE, is_pitch
 
 __all__ = ["TrainingMonitor", "most_common_header", "prefix_after_bars", "align_probs",
@@ -105,14 +105,15 @@ class TrainingMonitor:
     each tune), ``seconds_per_epoch``.
     """
 
-    def __init__(self, model: FolkLSTM, epochs: int, *, valid_before: float | None = None,
+    def __init__(self, model: Network, epochs: int, *, valid_before: float | None = None,
                  sample: dict | None = None, sample_tokens: int = 64, show: bool = True,
                  title: str = "learning curve"):
         import matplotlib as mpl
         from matplotlib.figure import Figure
 
-        if not isinstance(model, FolkLSTM):
-            raise TypeError(f"model must be a FolkLSTM, got {type(model).__name__}")
+        if not isinstance(model, Network):
+            raise TypeError("model must be a Network (an LSTM, a transformer or your own), "
+                            f"got {type(model).__name__}")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
         self.model, self.epochs, self.show = model, epochs, show
@@ -274,7 +275,7 @@ class NextTokenComparison:
                                            title=title, figsize=figsize)
 
 
-def _read_conditioning(model: FolkLSTM, tokens: Sequence[str]) -> tuple[list[str], list[str]]:
+def _read_conditioning(model: Network, tokens: Sequence[str]) -> tuple[list[str], list[str]]:
     """``tokens`` with each conditioning token (positions 1–3) that ``model`` does not know
     replaced by its "unknown" form, and the replacements made, as ``(old, new)`` texts."""
     out, replaced = list(tokens), []
@@ -286,7 +287,7 @@ def _read_conditioning(model: FolkLSTM, tokens: Sequence[str]) -> tuple[list[str
     return out, replaced
 
 
-def _readable_prefix(model: FolkLSTM, name: str, tokens: list[str],
+def _readable_prefix(model: Network, name: str, tokens: list[str],
                      notes: list[str]) -> list[str]:
     out, replaced = _read_conditioning(model, tokens)
     notes += [f"{name} does not know {old}: it reads {new} there" for old, new in replaced]
@@ -298,7 +299,7 @@ def _readable_prefix(model: FolkLSTM, name: str, tokens: list[str],
     return out
 
 
-def readable_by(model: FolkLSTM, records: list[dict]) -> list[dict]:
+def readable_by(model: Network, records: list[dict]) -> list[dict]:
     """The tunes among ``records`` that ``model`` can score, as it can read them.
 
     A conditioning token it does not know (``S:mine`` for the shipped model) is read as its
@@ -315,7 +316,7 @@ def readable_by(model: FolkLSTM, records: list[dict]) -> list[dict]:
 
 
 @torch.no_grad()
-def compare_next(models: dict[str, FolkLSTM], prefix: str | Sequence[str]) -> NextTokenComparison:
+def compare_next(models: dict[str, Network], prefix: str | Sequence[str]) -> NextTokenComparison:
     """Ask every model for its next-token distribution after ``prefix`` and align them by name.
 
     ``models``: display name -> model (two to four). ``prefix``: tokens (or space-separated

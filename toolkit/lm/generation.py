@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from toolkit.lm.model import PAD, FolkLSTM
+from toolkit.lm.network import PAD, Network
 from toolkit.lm.threads import one_thread
 from toolkit.music.tokens import (
     BARS,
@@ -50,7 +50,7 @@ def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
     return value
 
 
-def _prefix(model: FolkLSTM, meter, mode, style, prime, key) -> list[str]:
+def _prefix(model: Network, meter, mode, style, prime, key) -> list[str]:
     tokens = model.conditioning(meter, mode, style)
     if prime:  # an unknown symbol in ABC text is named as written, with line and column
         body = prime if isinstance(prime, list) else check_fragment(
@@ -96,7 +96,7 @@ def _guides(sampler) -> bool:
 
 
 @torch.inference_mode()
-def generate(model: FolkLSTM, n: int = 1, seed: int | None = None, meter: str | None = None,
+def generate(model: Network, n: int = 1, seed: int | None = None, meter: str | None = None,
              mode: str | None = None, style: str | None = None,
              prime: str | list[str] | None = None,
              max_tokens: int = 256, sampler=None, temperature: float | None = None,
@@ -242,7 +242,7 @@ def _header(model, s: GenerationSettings, buf, g, rows: int):
     return logits[:, -1], state                                       # (rows·n, V)
 
 
-def _run(model: FolkLSTM, s: GenerationSettings, on_step) -> list:
+def _run(model: Network, s: GenerationSettings, on_step) -> list:
     """The loop: model step -> mask what cannot come next -> sampler chain -> draw."""
     from toolkit.lm import sampling as S
 
@@ -292,7 +292,7 @@ def _tunes(model, s: GenerationSettings, buf, logp, length, elapsed: float) -> l
     P = len(s.prefix)
     record = {"meter": s.meter, "mode": s.mode, "style": s.style, "prime": s.prime, "seed": s.seed,
               "max_tokens": s.max_tokens, "sampler": repr(s.sampler), "guidance": s.guidance,
-              "key": s.key, "model": model.info.get("id", "folk_lstm"),
+              "key": s.key, "model": model.info.get("id", f"folk_{model.arch}"),
               "seconds_for_batch": round(elapsed, 4)}
     tunes = []
     for r in range(s.n):

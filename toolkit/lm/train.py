@@ -24,10 +24,22 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from toolkit.lm.model import PAD, FolkLSTM, ModelConfig, save_model
+from toolkit.lm.model import (
+    PAD,
+    SHIPPED,
+    FolkLSTM,
+    FolkTransformer,
+    ModelConfig,
+    Network,
+    TransformerConfig,
+    network_from,
+    save_model,
+    weights_name,
+)
 from toolkit.music.tokens import BOS, EOS, UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE
 
-__all__ = ["make_vocab", "new_model", "batches", "evaluate", "train_model", "records_for"]
+__all__ = ["make_vocab", "new_model", "new_transformer", "batches", "evaluate", "train_model",
+           "records_for"]
 
 UNKNOWNS = (UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE)
 
@@ -60,7 +72,26 @@ def new_model(records: list[dict], *, emb: int = 128, hidden: int = 256, layers:
                                 bar_clock, clock_head and bar_clock)).eval()
 
 
-def _check_covers(model: FolkLSTM, records: list[dict]) -> None:
+def new_transformer(records: list[dict], *, dim: int = 160, layers: int = 3, heads: int = 5,
+                    attention: str = "softmax", dropout: float = 0.1, seed: int = 0,
+                    vocab: list[str] | None = None, **parts) -> FolkTransformer:
+    """An untrained :class:`~toolkit.lm.transformer.FolkTransformer` over ``make_vocab(records)``
+    (or ``vocab``), seeded; ``parts`` are the other fields of
+    :class:`~toolkit.lm.transformer.TransformerConfig` (``mlp``, ``bar_clock``...).  Train it
+    with ``train_model(..., model=...)``, as :func:`new_model`'s LSTM.
+
+    >>> m = new_transformer([{"tokens": ["<s>", "M:2/4", "K:maj", "S:?", "C", "</s>"]}],
+    ...                     dim=8, layers=1, heads=2)
+    >>> m.config.attention, m.num_parameters
+    ('softmax', 11379)
+    """
+    torch.manual_seed(seed)
+    return FolkTransformer(TransformerConfig(vocab or make_vocab(records), dim, layers, heads,
+                                             attention=attention, dropout=dropout,
+                                             **parts)).eval()
+
+
+def _check_covers(model: Network, records: list[dict]) -> None:
     """ValueError naming a token of the records that the model's vocabulary lacks."""
     for r in records:
         for pos, tok in enumerate(r["tokens"]):
@@ -90,7 +121,7 @@ def batches(seqs: list[list[int]], batch_size: int, generator: torch.Generator |
         yield x
 
 
-def _loss(model: FolkLSTM, x: torch.Tensor, ignore: torch.Tensor) -> tuple[torch.Tensor, int]:
+def _loss(model: Network, x: torch.Tensor, ignore: torch.Tensor) -> tuple[torch.Tensor, int]:
     logits, _ = model(x[:, :-1])                         # (B, T-1, V)
     target = x[:, 1:].clone()                            # (B, T-1)
     target[torch.isin(target, ignore)] = 0               # PAD and unknown tokens carry no loss
@@ -101,7 +132,7 @@ def _loss(model: FolkLSTM, x: torch.Tensor, ignore: torch.Tensor) -> tuple[torch
 
 
 @torch.no_grad()
-def evaluate(model: FolkLSTM, records: list[dict], batch_size: int = 64) -> float:
+def evaluate(model: Network, records: list[dict], batch_size: int = 64) -> float:
     """Mean cross-entropy in nats per token (conditioning given, unknown tokens not scored)."""
     was = model.training
     model.eval()
@@ -135,18 +166,19 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
                 on_epoch: Callable[[dict], None] | None = None, progress: bool = True,
                 max_minutes: float | None = None,
                 stop_after: int | None = None,
-                model: FolkLSTM | None = None,
+                model: Network | None = None,
                 calibrate_epochs: int = 2, calibrate_lr: float = 1e-2,
-                ) -> tuple[FolkLSTM, list[dict]]:
-    """Train a :class:`FolkLSTM`; return ``(best model, history)``.
+                ) -> tuple[Network, list[dict]]:
+    """Train a network (a new :class:`FolkLSTM` by default); return ``(best model, history)``.
 
     ``history`` has one dict per epoch: ``epoch``, ``train_loss``, ``valid_loss`` (nats/token),
     ``seconds``.  ``on_epoch(entry)`` is called after each epoch (a notebook draws its loss curve
     and plays a sample there).  With ``out_dir``, checkpoints make the run resumable.
     ``stop_after`` ends the run after that many epochs while keeping the learning-rate schedule
     of ``epochs`` (so a shortened run is still reproducible by one command).
-    ``model`` trains that network, in place, instead of a new one (make it with
-    :func:`new_model`, e.g. to measure it untrained first); its vocabulary must cover the
+    ``model`` trains that network, in place, instead of a new LSTM (make it with
+    :func:`new_model` or :func:`new_transformer`, e.g. to measure it untrained first; any
+    :class:`~toolkit.lm.network.Network` works); its vocabulary must cover the
     records, and ``vocab``, ``emb``, ``hidden``, ``layers``, ``dropout``, ``bar_clock`` and
     ``clock_head`` are then its own.
 
@@ -170,10 +202,11 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
     random.seed(seed)
-    run_meta = Path(out_dir) / "folk_lstm.json" if out_dir else None
-    if model is None and resume and run_meta and run_meta.exists():
+    run_meta = [Path(out_dir) / f"{name}.json" for name in SHIPPED.values()
+                if (Path(out_dir) / f"{name}.json").exists()] if out_dir else []
+    if resume and run_meta:
         # continue the run's own network (its flags may predate today's defaults)
-        model = FolkLSTM(ModelConfig(**json.loads(run_meta.read_text())["config"]))
+        model = network_from(json.loads(run_meta[0].read_text()))
     if model is None:
         vocab = vocab or make_vocab(train_records + valid_records)
         model = FolkLSTM(ModelConfig(vocab, emb, hidden, layers, dropout, bar_clock,
@@ -216,10 +249,11 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
 
     t_start = time.perf_counter()
     best_state = {k: v.clone() for k, v in model.state_dict().items()}
-    if resume and out and history and (out / "folk_lstm.safetensors").exists():
+    best_file = out / f"{weights_name(model)}.safetensors" if out else None
+    if resume and history and best_file and best_file.exists():
         from safetensors.torch import load_file  # the best epoch's weights, not the last's
 
-        best_state = load_file(str(out / "folk_lstm.safetensors"), device=str(device))
+        best_state = load_file(str(best_file), device=str(device))
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         model.train()
@@ -258,7 +292,7 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
     model.load_state_dict(best_state)
     model.info = {"history": history,
                   "train_seconds": round(sum(h["seconds"] for h in history), 1)}
-    if model.clock_bias is not None and model.clock_bias.weight.requires_grad \
+    if getattr(model, "clock_bias", None) is not None and model.clock_bias.weight.requires_grad \
             and calibrate_epochs and len(history) == epochs and valid_records:
         model.info["calibration"] = _calibrate(model, train_ids, valid_records,
                                                calibrate_epochs, calibrate_lr, batch_size,
@@ -270,7 +304,7 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
     return model.eval(), history
 
 
-def _epoch(model: FolkLSTM, opt: torch.optim.Optimizer, train_ids: list[list[int]],
+def _epoch(model: Network, opt: torch.optim.Optimizer, train_ids: list[list[int]],
            batch_size: int, seed: int, cond_drop: float, desc: str, progress: bool, *,
            first: int = 0, before: Callable[[int], None] | None = None,
            after: Callable[[int], None] | None = None, clip: bool = True) -> float:
@@ -313,7 +347,7 @@ def _epoch(model: FolkLSTM, opt: torch.optim.Optimizer, train_ids: list[list[int
     return tot / max(cnt, 1)
 
 
-def _calibrate(model: FolkLSTM, train_ids: list[list[int]], valid_records: list[dict],
+def _calibrate(model: Network, train_ids: list[list[int]], valid_records: list[dict],
                epochs: int, lr: float, batch_size: int, cond_drop: float, seed: int,
                progress: bool) -> list[dict]:
     """Fit ``model.clock_bias`` alone with dropout off; keep the best epoch (or none)."""
@@ -346,8 +380,8 @@ def _calibrate(model: FolkLSTM, train_ids: list[list[int]], valid_records: list[
     return log
 
 
-def _copy_with(model: FolkLSTM, state: dict) -> FolkLSTM:
-    clone = FolkLSTM(model.config)
+def _copy_with(model: Network, state: dict) -> Network:
+    clone = type(model)(model.config)
     clone.load_state_dict(state)
     clone.info = dict(model.info)
     return clone
