@@ -1,6 +1,7 @@
 """Speed of the generator on this machine: model load, one 256-token tune, a batch of 64.
 
-    python benchmarks/bench_generate.py   # writes benchmarks/results/generate.json
+    python benchmarks/bench_generate.py                 # the LSTM: results/generate.json
+    python benchmarks/bench_generate.py transformer     # results/generate_transformer.json
 
 Targets (issue 3, on 2 CPU cores): load <= 1 s; one 256-token tune <= 100 ms (median);
 a batch of 64 tunes >= 30k tokens/s.  Generated tunes write their ABC text when it is first
@@ -13,6 +14,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -21,12 +23,13 @@ import torch
 from toolkit import generate, load_model
 
 
-def main() -> dict:
+def main(name: str = "lstm", write: bool = True) -> dict:
+    """Time the model ``name`` (``"lstm"``, ``"transformer"``, a weights file or run folder)."""
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     loads = []
     for _ in range(5):
         t0 = time.perf_counter()
-        model = load_model()
+        model = load_model(name)
         loads.append(time.perf_counter() - t0)
 
     generate(model, n=1, seed=0, max_tokens=32)  # warm-up
@@ -56,6 +59,7 @@ def main() -> dict:
         with_text.append(sum(len(t.tokens) - 4 for t in tunes) / (t2 - t0))
 
     result = {
+        "model": name,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                    f"{torch.get_num_threads()} threads",
         "load_seconds_median": round(statistics.median(loads), 4),
@@ -67,10 +71,12 @@ def main() -> dict:
     }
     for k, v in result.items():
         print(f"{k}: {v}")
-    out = Path(__file__).parent / "results" / "generate.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    if write:
+        out = Path(__file__).parent / "results" / (
+            "generate.json" if name == "lstm" else f"generate_{name}.json")
+        out.write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:2])

@@ -973,6 +973,99 @@ def plot_entropy_curve(temperatures: ArrayLike, entropy_bits: ArrayLike, *,
                             current=current, title=title)
 
 
+class EntropyCurvesPlot:
+    """Several models' entropy (bits) against temperature (log scale), one curve and one dot (at
+    the current temperature) per model, in the model colours of :data:`MODEL_COLORS`: where a
+    curve is steeper, that model's distribution reacts more to the same temperature change.
+
+    Attributes: ``fig``, ``ax``, ``names``, ``curves``, ``dots`` (name -> Line2D), ``dynamic``.
+    """
+
+    def __init__(self, ax: Axes, temperatures: ArrayLike, entropy_bits: dict[str, ArrayLike], *,
+                 max_bits: float | None = None, title: str | None = "entropy vs temperature"):
+        if not 1 <= len(entropy_bits) <= len(MODEL_COLORS):
+            raise ValueError(f"entropy_bits must hold 1 to {len(MODEL_COLORS)} models' curves, "
+                             f"got {len(entropy_bits)}")
+        t = as_array(temperatures, "temperatures")
+        self.ax, self.fig, self.names = ax, ax.figure, list(entropy_bits)
+        self.curves, self.dots = {}, {}
+        top = max_bits or 0.0
+        for j, (name, bits) in enumerate(entropy_bits.items()):
+            h = as_array(bits, f"entropy_bits[{name!r}]")
+            if h.shape != t.shape:
+                raise ValueError(f"entropy_bits[{name!r}] must have one value per temperature "
+                                 f"({len(t)}), got {len(h)}")
+            (self.curves[name],) = ax.plot(t, h, color=MODEL_COLORS[j], lw=3.5, label=name)
+            (self.dots[name],) = ax.plot([np.nan], [np.nan], "o", ms=13, color=MODEL_COLORS[j],
+                                         zorder=4, clip_on=False)
+            top = max(top, float(h.max()))
+        ax.set_xscale("log")
+        ticks = [v for v in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10) if t[0] <= v <= t[-1]]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_locator(mpl.ticker.NullLocator())
+        if max_bits is not None:
+            ax.axhline(max_bits, color=COLORS["reference"], ls="--", lw=2)
+        ax.set_xlim(t[0], t[-1])
+        ax.set_ylim(0, top * 1.15 + 0.2)
+        ax.set_xlabel("temperature T (log scale)", fontsize=FONT_SIZES["label"])
+        ax.set_ylabel("entropy H (bits)", fontsize=FONT_SIZES["label"])
+        ax.tick_params(labelsize=FONT_SIZES["tick"])
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", frameon=False, fontsize=FONT_SIZES["note"])
+        ax.set_title(title or "", fontsize=FONT_SIZES["title"])
+
+    def update(self, temperature: float, entropy_bits: dict[str, float], *,
+               draw: bool = True) -> None:
+        """Move each model's dot to (T, its H)."""
+        for name in self.names:
+            self.dots[name].set_data([temperature], [entropy_bits[name]])
+        if draw:
+            self.fig.canvas.draw_idle()
+
+    @property
+    def dynamic(self) -> list[Artist]:
+        return list(self.dots.values())
+
+
+def plot_entropy_curves(temperatures: ArrayLike, entropy_bits: dict[str, ArrayLike], *,
+                        max_bits: float | None = None, ax: Axes | None = None,
+                        title: str | None = "entropy vs temperature",
+                        figsize: tuple[float, float] = (8, 5)) -> EntropyCurvesPlot:
+    """Entropy against temperature for several models (name -> bits at each temperature);
+    returns an :class:`EntropyCurvesPlot` (``.update(T, {name: H})``)."""
+    return EntropyCurvesPlot(_axes(ax, figsize), temperatures, entropy_bits, max_bits=max_bits,
+                             title=title)
+
+
+def plot_head_scores(scores: ArrayLike, *, ax: Axes | None = None,
+                     title: str | None = "which heads copy a repeated bar?",
+                     figsize: tuple[float, float] = (7, 3.6)) -> Figure:
+    """A (layers × heads) grid of scores in 0..1 (e.g. the weight each attention head puts on
+    the matching note of the bar being repeated), each cell labelled with its value in percent;
+    the best cell is outlined. Returns the figure."""
+    a = np.asarray(scores.detach().cpu() if hasattr(scores, "detach") else scores, dtype=float)
+    if a.ndim != 2:
+        raise ValueError(f"scores must be a (layers, heads) grid, got shape {a.shape}")
+    ax = _axes(ax, figsize)
+    image = ax.imshow(a, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for (i, j), v in np.ndenumerate(a):
+        ax.text(j, i, "–" if np.isnan(v) else f"{v:.0%}", ha="center", va="center",
+                fontsize=FONT_SIZES["note"], color="white" if v > 0.55 else COLORS["ink"])
+    if np.isfinite(a).any():
+        i, j = np.unravel_index(np.nanargmax(a), a.shape)
+        ax.add_patch(mpl.patches.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False,
+                                           ec=COLORS["drawn"], lw=3))
+    ax.set_xticks(range(a.shape[1]), [str(h + 1) for h in range(a.shape[1])])
+    ax.set_yticks(range(a.shape[0]), [str(layer + 1) for layer in range(a.shape[0])])
+    ax.set_xlabel("head", fontsize=FONT_SIZES["label"])
+    ax.set_ylabel("layer", fontsize=FONT_SIZES["label"])
+    ax.tick_params(labelsize=FONT_SIZES["tick"])
+    ax.set_title(title or "", fontsize=FONT_SIZES["title"])
+    ax.figure.colorbar(image, ax=ax, format=mpl.ticker.PercentFormatter(1.0))
+    return ax.figure
+
+
 # --------------------------------------------------------------------------------------------
 # Training: the loss curve, and two models' next-token distributions side by side
 # --------------------------------------------------------------------------------------------

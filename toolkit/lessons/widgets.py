@@ -10,6 +10,7 @@ Each app shows the model's real next-token distribution at one point of a tune::
     W.TemperatureExplorer(model, "M:6/8 K:maj S:? G |: c 2 e g e c |")
     W.TruncationExplorer(model, "M:6/8 K:maj S:? G |: c 2 e g e c |")
     W.ChainOrderExplorer(model, "M:6/8 K:maj S:? G |: c 2 e g e c |")
+    W.ModelsExplorer({"LSTM": model, "transformer": load_model("transformer")}, prefix)
 
 The heavy work happens once (the model runs once, the figure is built once); a slider move
 runs the sampler chain on one row of logits (:func:`toolkit.sampling.explain`), updates the
@@ -51,7 +52,7 @@ from toolkit.lm.sampling.base import one_row
 __all__ = [
     "ORDERS", "TemperatureExplorer", "TruncationExplorer", "ChainOrderExplorer",
     "build_chain", "OrderComparison", "compare_orders",
-    "find_order_difference",
+    "find_order_difference", "ModelsExplorer",
 ]
 
 #: The two chain orders (see :func:`toolkit.sampling.temperature_first` and ``_last``).
@@ -270,7 +271,7 @@ class TemperatureExplorer(_App):
     ``vocab``; live values ``probs``, ``entropy_bits``, ``effective_choices``.
 
     Give ``model`` and ``prefix`` (tokens or space-separated text, see
-    ``FolkLSTM.next_logits``), or ``logits=`` one row with ``vocab=``.
+    ``Network.next_logits``), or ``logits=`` one row with ``vocab=``.
     """
 
     def __init__(self, model: Any = None, prefix: str | Sequence[str] | None = None, *,
@@ -542,5 +543,84 @@ class ChainOrderExplorer(_ChainApp):
         self.summary.value = (f"<div style='{_BIG}'>{verdict}<br>only temperature first keeps: "
                               f"<b>{names(c.only_first)}</b><br>only temperature last keeps: "
                               f"<b>{names(c.only_last)}</b></div>")
+        if draw:
+            self._redraw()
+
+
+class ModelsExplorer(_App):
+    """Two (to four) models after the same prefix, under the same temperature and top-p.
+
+    Left: each model's next-token distribution after the sampler (temperature, then top-p),
+    as grouped bars on the tokens either finds most likely (fixed order). Right: each model's
+    entropy against temperature, with a dot at the slider's T; a steeper curve is a model that
+    reacts more to temperature. The readout gives each model's entropy and how many tokens
+    top-p keeps.
+
+    Attributes: ``temperature``, ``top_p`` (sliders), ``readout`` (HTML), ``plot``
+    (:class:`~toolkit.lessons.plots.ModelComparisonPlot`), ``curves``
+    (:class:`~toolkit.lessons.plots.EntropyCurvesPlot`), ``models``, ``logits`` (name -> one
+    row), ``tokens`` (the token names of all the models); live ``probs``, ``entropy_bits``,
+    ``kept`` (name -> value).
+    """
+
+    def __init__(self, models: dict[str, Any], prefix: str | Sequence[str], *,
+                 temperature: float = 1.0, top_p: float = 1.0, t_min: float = 0.1,
+                 t_max: float = 5.0, top: int = 12, figsize: tuple[float, float] = (13.5, 5.0)):
+        if not 2 <= len(models) <= len(plots.MODEL_COLORS):
+            raise ValueError(f"models must hold 2 to {len(plots.MODEL_COLORS)} models "
+                             f"(name -> model), got {len(models)}")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+        self.models = dict(models)
+        self.logits = {n: one_row(m.next_logits(prefix)) for n, m in self.models.items()}
+        self.tokens = sorted({t for m in self.models.values() for t in m.vocab})
+        self._index = {n: np.array([m.stoi.get(t, -1) for t in self.tokens])
+                       for n, m in self.models.items()}
+        self.known = {n: i >= 0 for n, i in self._index.items()}
+        self.temperature = _temperature_slider(temperature, t_min, t_max)
+        self.temperature.description = "T"
+        self.top_p = ipw.FloatSlider(value=top_p, min=0.05, max=1.0, step=0.01,
+                                     description="top-p", continuous_update=True,
+                                     layout=ipw.Layout(width="420px"))
+        self.readout = ipw.HTML()
+        self.fig, (left, right) = plots.new_figure(1, 2, figsize=figsize, show=False,
+                                                   dpi=LIVE_DPI, width_ratios=[1.7, 1])
+        self._update_probs()
+        self.plot = plots.plot_model_comparison(self.tokens, self.probs, self.known, top=top,
+                                                ax=left)
+        ts = np.geomspace(t_min, t_max, 120)
+        self.curves = plots.plot_entropy_curves(
+            ts, {n: S.temperature_entropy(x, ts) for n, x in self.logits.items()},
+            max_bits=math.log2(max(len(m.vocab) for m in self.models.values())), ax=right)
+        for w in (self.temperature, self.top_p):
+            w.observe(lambda _: self._update(), names="value")
+        self._update(draw=False)
+        self._build([ipw.HBox([_label("temperature"), self.temperature]),
+                     ipw.HBox([_label("top-p (1 = off)"), self.top_p]), self.readout],
+                    self.plot.dynamic + self.curves.dynamic)
+
+    def _update_probs(self) -> None:
+        chain = S.chain(S.temperature(float(self.temperature.value)),
+                        S.top_p(float(self.top_p.value)))
+        self.probs, self.entropy_bits, self.kept = {}, {}, {}
+        for name, x in self.logits.items():
+            stage = S.explain(x, chain, seed=0).stages[-1]
+            idx = self._index[name]
+            self.probs[name] = np.where(idx >= 0, stage.probs[np.maximum(idx, 0)], 0.0)
+            self.entropy_bits[name] = stage.entropy_bits
+            self.kept[name] = stage.n_kept
+
+    def _update(self, draw: bool = True) -> None:
+        self._update_probs()
+        t = float(self.temperature.value)
+        self.plot.update(self.probs, self.known, draw=False)
+        self.plot.ax.set_title(f"T = {t:.2f}, top-p = {float(self.top_p.value):.2f}",
+                               fontsize=plots.FONT_SIZES["title"])
+        self.curves.update(t, {n: float(S.temperature_entropy(x, [t])[0])
+                               for n, x in self.logits.items()}, draw=False)
+        self.readout.value = "".join(
+            f"<span style='{_BIG}'><b>{html.escape(n)}</b>: after top-p H = "
+            f"{self.entropy_bits[n]:.2f} bits,"
+            f" {self.kept[n]} tokens kept</span>" for n in self.models)
         if draw:
             self._redraw()

@@ -28,7 +28,8 @@ __all__ = [
     "Validity", "check_tokens", "Note", "notes_of", "INSTRUMENTS", "pitch_range",
     "n_pitches_used", "n_pitch_classes_used", "pitch_class_entropy", "scale_consistency",
     "groove_consistency", "empty_beat_rate", "fits_instrument", "repeated_bars",
-    "repeated_ngrams", "distinct_n", "mean_pairwise_similarity", "Memorisation",
+    "repeated_ngrams", "form", "repeats_a_section", "distinct_n", "mean_pairwise_similarity",
+    "Memorisation",
     "surprisal_bits", "tune_surprisal", "score_tokens", "tune_metrics", "batch_metrics",
 ]
 
@@ -147,6 +148,76 @@ def repeated_bars(tokens: Sequence[str]) -> float:
     return rep / len(bars)
 
 
+#: two sections are the same part of the form when at least this share of their bars, compared
+#: position by position (over the longer one), are the same tokens
+SAME_SECTION = 0.5
+#: a stretch between section marks shorter than this many bars (a pickup, a second ending) is no
+#: section of its own
+MIN_SECTION_BARS = 2
+
+
+def _sections(tokens: Sequence[str]) -> list[tuple[tuple[tuple[str, ...], ...], bool]]:
+    """The tune's sections in order, as ``(bars, played twice)``: split at ``|:`` ``:|`` ``::``
+    ``||`` ``|]``; a section that ends with ``:|`` or ``::`` is played twice."""
+    sections, bars, cur = [], [], []
+
+    def close(repeated: bool) -> None:
+        if len(bars) >= MIN_SECTION_BARS:
+            sections.append((tuple(bars), repeated))
+        bars.clear()
+
+    for t in tune_body(tokens):
+        if is_bar(t):
+            if any(is_pitch(x) for x in cur):
+                bars.append(tuple(cur))
+            cur = []
+            if t in (":|", "::"):
+                close(True)
+            elif t in ("|:", "||", "|]"):
+                close(False)
+        elif t not in ENDINGS:
+            cur.append(t)
+    if any(is_pitch(x) for x in cur):
+        bars.append(tuple(cur))
+    close(False)
+    return sections
+
+
+def _same_section(a: tuple, b: tuple) -> bool:
+    same = sum(x == y for x, y in zip(a, b, strict=False))
+    return same >= SAME_SECTION * max(len(a), len(b))
+
+
+def form(tokens: Sequence[str]) -> str:
+    """The tune's form as it is played, one letter per section: ``"AABB"`` for two repeated
+    sections, ``"AB"`` for two different ones, ``"ABA"`` when the first comes back written out.
+
+    Sections are split at repeat signs and double bars (:data:`MIN_SECTION_BARS` bars at least);
+    a later section gets an earlier letter when it is the same part (:data:`SAME_SECTION`).
+
+    >>> form("<s> M:2/4 K:maj S:? |: C D | E F :| |: G A | B c :| </s>".split())
+    'AABB'
+    >>> form("<s> M:2/4 K:maj S:? C D | E F || G A | B c || C D | E G |] </s>".split())
+    'ABA'
+    """
+    seen: list[tuple] = []
+    letters = []
+    for bars, repeated in _sections(tokens):
+        index = next((i for i, s in enumerate(seen) if _same_section(s, bars)), None)
+        if index is None:
+            seen.append(bars)
+            index = len(seen) - 1
+        letters += [chr(ord("A") + index % 26)] * (2 if repeated else 1)
+    return "".join(letters)
+
+
+def repeats_a_section(tokens: Sequence[str]) -> bool:
+    """Whether some section of the tune is played more than once (by a repeat sign or written
+    out again): the form measure, e.g. true for ``AABB`` and ``ABA``, false for ``AB``."""
+    letters = form(tokens)
+    return len(set(letters)) < len(letters)
+
+
 def _ngrams(seq: Sequence[str], n: int) -> list[tuple[str, ...]]:
     return [tuple(seq[i:i + n]) for i in range(len(seq) - n + 1)]
 
@@ -251,6 +322,7 @@ def tune_metrics(tokens: Sequence[str], key: str = "D") -> dict:
         "groove_consistency": groove_consistency(notes, float(bar) / 2 if bar else 2.0),
         "empty_beat_rate": empty_beat_rate(notes),
         "repeated_bars": repeated_bars(tokens), "repeated_4grams": repeated_ngrams(tokens, 4),
+        "repeats_a_section": repeats_a_section(tokens),
         "fits_fiddle": fits_instrument(notes, "fiddle"),
     }
 

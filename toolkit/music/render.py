@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     from toolkit.music.tune import Tune
 
 __all__ = ["svg", "engrave", "music21_score", "notes_from_score", "performance_from_score",
-           "musicxml", "midi", "probability_color", "legend_svg", "COLORMAP", "SCALE"]
+           "musicxml", "midi", "probability_color", "paint_notes", "legend_svg", "COLORMAP",
+           "SCALE"]
 
 #: verovio's scale in percent: 40 gives a staff about 1 cm high on a laptop screen.
 SCALE = 40
@@ -362,14 +363,18 @@ def engrave(parsed: ParsedTune, *, width: int = 800, key: str | int | None = Non
 
 
 def svg(tune: Tune, *, width: int = 800, key: str | int | None = None,
-        color_by_surprisal: bool = False) -> str:
+        color_by_surprisal: bool = False, note_colors: list[str | None] | None = None) -> str:
     """The tune's score as SVG text, ``width`` pixels wide (it scales down in narrow cells).
 
     ``key`` shows it in another key: a tonic (``"G"``, ``"Bb"``, ``"-F#"`` to go down), an
     interval (``"+M2"``, ``"-m3"``) or semitones (``-2``). With ``color_by_surprisal`` every
     note and rest is coloured by the probability the model gave it, and a colour key is drawn
-    under the score; the tune needs ``tokens`` and ``logprobs`` for that.
+    under the score; the tune needs ``tokens`` and ``logprobs`` for that. ``note_colors`` paints
+    the k-th note or rest (``"#rrggbb"``; None leaves it black) instead, with no key: one colour
+    for each, in score order (the attention view uses it).
     """
+    if color_by_surprisal and note_colors is not None:
+        raise ValueError("give color_by_surprisal or note_colors, not both")
     probabilities = tune.note_probabilities() if color_by_surprisal else None
     parsed = tune.parsed
     text, _ = engrave(parsed, width=width, key=key, score=lambda: tune.score)
@@ -377,9 +382,14 @@ def svg(tune: Tune, *, width: int = 800, key: str | int | None = None,
     view = "" if "viewBox=" in text[: text.index(">")] else (
         f' viewBox="0 0 {width_px:g} {height_px:g}"')
     text = re.sub(r"^<svg\b", f'<svg style="max-width:100%;height:auto"{view}', text, count=1)
+    if note_colors is not None:
+        return _color_notes(text, list(note_colors), parsed, "colour the notes",
+                            f"{len(note_colors)} colours were given")
     if probabilities is None:
         return text
-    return _with_legend(_color_notes(text, probabilities, parsed),
+    return _with_legend(_color_notes(text, [probability_color(p) for p in probabilities], parsed,
+                                     "colour by surprisal", f"the tokens hold "
+                                     f"{len(probabilities)} pitch and rest tokens"),
                         has_given=any(p is None for p in probabilities))
 
 
@@ -417,21 +427,29 @@ def probability_color(p: float | None) -> str:
     return _palette()[round(255 * surprise)]
 
 
-def _color_notes(text: str, probabilities: list[float | None], parsed: ParsedTune) -> str:
-    """Colour the k-th note or rest of the SVG by the k-th probability."""
+def paint_notes(score_svg: str, tune: Tune, colors: list[str | None]) -> str:
+    """An engraved score (``tune.svg()``) with its k-th note or rest painted ``colors[k]``
+    (None leaves it): repaint one engraving many times without engraving it again."""
+    return _color_notes(score_svg, list(colors), tune.parsed, "colour the notes",
+                        f"{len(colors)} colours were given")
+
+
+def _color_notes(text: str, colors: list[str | None], parsed: ParsedTune, what: str,
+                 given: str) -> str:
+    """Paint the k-th note or rest of the SVG with the k-th colour (None: leave it); ``what``
+    and ``given`` word the error (what was tried, how many colours came)."""
     heads = list(re.finditer(r'<g id="[^"]+" class="(note|rest)"', text))
     written = sum(len(ev.pitches) or 1 for ev in parsed.events)
-    if len(probabilities) != written:
-        raise ValueError(f"cannot colour by surprisal: the score has {written} notes and rests "
-                         f"but the tokens hold {len(probabilities)} pitch and rest tokens")
-    if len(heads) != len(probabilities):
-        raise ValueError(f"cannot colour by surprisal: the engraving shows {len(heads)} notes "
-                         f"and rests for {len(probabilities)} tokens (music21 split some notes)")
+    if len(colors) != written:
+        raise ValueError(f"cannot {what}: the score has {written} notes and rests but {given}")
+    if len(heads) != len(colors):
+        raise ValueError(f"cannot {what}: the engraving shows {len(heads)} notes "
+                         f"and rests for {len(colors)} tokens (music21 split some notes)")
     out, pos = [], 0
-    for m, p in zip(heads, probabilities, strict=True):
-        color = probability_color(p)
+    for m, color in zip(heads, colors, strict=True):
         out.append(text[pos:m.end()])
-        out.append(f' fill="{color}" color="{color}"')
+        if color is not None:
+            out.append(f' fill="{color}" color="{color}"')
         pos = m.end()
     out.append(text[pos:])
     return "".join(out)

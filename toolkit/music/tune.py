@@ -220,17 +220,20 @@ class Tune:
 
     # -- score, sound and files ----------------------------------------------------------------
     def svg(self, *, width: int = 800, key: str | int | None = None,
-            color_by_surprisal: bool = False) -> str:
+            color_by_surprisal: bool = False, note_colors: list[str | None] | None = None
+            ) -> str:
         """The engraved score as SVG text, ``width`` pixels wide, systems wrapped to fit.
 
         ``key`` shows the tune in another key: a tonic (``"G"``, ``"Bb"``, ``"-F#"`` to go
         down), an interval (``"+M2"``, ``"-m3"``) or a number of semitones. With
         ``color_by_surprisal`` each note is coloured by the probability the model gave it,
-        with a colour key under the score (see :func:`toolkit.render.svg`).
+        with a colour key under the score (see :func:`toolkit.render.svg`); ``note_colors``
+        paints each note and rest with a colour of your own instead.
         """
         from toolkit.music import render
 
-        return render.svg(self, width=width, key=key, color_by_surprisal=color_by_surprisal)
+        return render.svg(self, width=width, key=key, color_by_surprisal=color_by_surprisal,
+                          note_colors=note_colors)
 
     def wav(self, *, tempo: float | str | None = None, repeats: bool = True) -> bytes:
         """The tune played, with its repeats, as WAV file bytes (mono, 22.05 kHz, 16 bit).
