@@ -1,8 +1,9 @@
-"""Write toolkit/weights/MODEL_CARD.md from the weights' own record and the benchmark results.
+"""Write the model cards from the weights' own record and the benchmark results.
 
     python benchmarks/quality.py
     python benchmarks/bench_generate.py
-    python benchmarks/model_card.py
+    python benchmarks/two_models.py
+    python benchmarks/model_card.py       # MODEL_CARD.md (LSTM), MODEL_CARD_transformer.md
 
 Every figure in the card comes from ``toolkit/weights/folk_lstm.json`` (training history, command,
 time) or ``benchmarks/results/{quality,generate}.json``; nothing is typed in by hand.
@@ -140,5 +141,141 @@ def ablation_lines() -> list[str]:
     return [*lines, ""]
 
 
+def _pct_off(value: float, target: float) -> str:
+    return f"{value / target - 1:+.0%}"
+
+
+def transformer_card() -> None:
+    """``toolkit/weights/MODEL_CARD_transformer.md``, from ``folk_transformer.json`` and
+    ``benchmarks/results/two_models.json`` (the transformer measured beside the LSTM)."""
+    meta = json.loads((WEIGHTS / "folk_transformer.json").read_text())
+    cfg, info = meta["config"], meta["info"]
+    two = json.loads((RESULTS / "two_models.json").read_text())
+    c, models = two["corpus"], two["models"]
+    lstm, tf = models["lstm"], models["transformer"]
+    linear = models.get("transformer-linear")
+    hist = info["history"]
+    best = min(hist, key=lambda h: h["valid_loss"])
+    cal = info.get("calibration") or []
+    hours = info.get("train_seconds", sum(h["seconds"] for h in hist)) / 3600
+    head = cfg["dim"] // cfg["heads"]
+    names = [("LSTM", lstm), ("transformer", tf)] + ([("transformer, linear", linear)]
+                                                      if linear else [])
+
+    def row(label, fmt, get, corpus=""):
+        return (f"| {label} | {corpus} | " + " | ".join(fmt.format(get(m)) for _, m in names)
+                + " |")
+
+    s1 = lambda m: m["samples"]["1.0"]  # noqa: E731
+    s05 = lambda m: m["samples"]["0.5"]  # noqa: E731
+    lines = [
+        "# Model card: folk_transformer", "",
+        "The second network: a small decoder-only transformer over the same folk-tune tokens as "
+        "the LSTM (`MODEL_CARD.md`), on the same data, splits, bar clock and conditioning. "
+        "`load_model(\"transformer\")` loads it; every sampler, widget, studio and CLI command "
+        "takes it (`--model transformer`).", "",
+        "## Network", "",
+        f"- {cfg['layers']} pre-norm blocks of causal self-attention ({cfg['heads']} heads of "
+        f"{head}) and a GELU MLP ({cfg['mlp']} × {cfg['dim']}), width {cfg['dim']}, "
+        f"{cfg['attention']} attention; dropout {cfg['dropout']}; "
+        f"**{tf['parameters']:,} parameters** (the LSTM: {lstm['parameters']:,});",
+        "- inputs: the token's embedding plus the **bar clock** (room left in the bar, as the "
+        "LSTM reads it) and the **phrase clock** (bar lines since the last repeat sign or double "
+        "bar, up to 16): where the beat and the phrase stand, which token distance alone "
+        "cannot tell because note lengths vary;",
+        "- positions: **rotary** (RoFormer, Su et al. 2021): relative, so \"the same place one "
+        "bar back\" is one pattern anywhere in a tune, and tunes longer than any in training "
+        "still work;",
+        "- the clock head, as the LSTM's: one learnt bias per bar-clock value and token;",
+        "- generation keeps a key/value cache (softmax) or the running sums of linear attention, "
+        "so a new token never re-runs the prefix (`toolkit/lm/transformer.py`).", "",
+        "## Training", "",
+        f"- command: `{info.get('command') or 'python -m toolkit train --arch transformer'}`;",
+        f"- {len(hist)} epochs, AdamW, cosine learning rate, batches of 64 tunes of similar "
+        f"length, meter/mode/style dropped to unknown with probability 0.15 (for guidance); best "
+        f"validation loss at epoch {best['epoch']}"
+        + (f"; then {len(cal)} epochs fitting the clock head alone (validation "
+           f"{best['valid_loss']:.4f} → {min(x['valid_loss'] for x in cal):.4f})" if cal else "")
+        + ";",
+        f"- time: {hours:.2f} h on 2 CPU cores of a shared machine, "
+        f"{info.get('threads', '?')} torch thread(s) (a second training run shared the cores); "
+        "the per-epoch times are in `folk_transformer.json`.", "",
+        "## Results beside the LSTM", "",
+        "From `python benchmarks/two_models.py` (`benchmarks/results/two_models.md`): "
+        f"{s1(tf)['tunes']} tunes per network at each temperature, no truncation, up to 384 "
+        "tokens.", "",
+        "| | corpus | " + " | ".join(n for n, _ in names) + " |",
+        "|---|---:|" + "---:|" * len(names),
+        row("validation cross-entropy (nats/token)", "{:.3f}", lambda m: m["valid_ce"]),
+        row("test cross-entropy (nats/token)", "{:.3f}", lambda m: m["test_ce"]),
+        row("T = 1: valid under the strict checker", "{:.1%}", lambda m: s1(m)["valid"]),
+        row("T = 1: share of repeated bars", "{:.3f}", lambda m: s1(m)["repeated_bars"],
+            f"{c['repeated_bars']:.3f}"),
+        row("T = 1: form measure (a section played twice)", "{:.3f}",
+            lambda m: s1(m)["repeats_a_section"], f"{c['repeats_a_section']:.3f}"),
+        row("T = 1: copied from the nearest training tune", "{:.1%}",
+            lambda m: s1(m)["copied_from_nearest"]),
+        row("T = 0.5: share of repeated bars", "{:.3f}", lambda m: s05(m)["repeated_bars"],
+            f"{c['repeated_bars']:.3f}"),
+        row("T = 0.5: copied from the nearest training tune", "{:.1%}",
+            lambda m: s05(m)["copied_from_nearest"]),
+        row("load (ms, median)", "{:.0f}", lambda m: 1000 * m["speed"]["load_seconds_median"]),
+        row("one 256-token tune, B = 1 (ms, median)", "{:.0f}",
+            lambda m: m["speed"]["one_tune_256_tokens_ms_median"]),
+        row("batch of 64 (tokens/s, median)", "{:,}",
+            lambda m: m["speed"]["batch64_tokens_per_second_median"]), "",
+        "## Against the targets", "",
+        f"- cross-entropy below the LSTM's: validation {tf['valid_ce']:.3f} against "
+        f"{lstm['valid_ce']:.3f} nats/token — "
+        + ("**met**;" if tf["valid_ce"] < lstm["valid_ce"] else "**missed**;"),
+        f"- share of repeated bars at T = 1 within ±30 % of the corpus: "
+        f"{s1(tf)['repeated_bars']:.3f} against {c['repeated_bars']:.3f} "
+        f"({_pct_off(s1(tf)['repeated_bars'], c['repeated_bars'])}) — "
+        + ("**met**" if abs(s1(tf)["repeated_bars"] / c["repeated_bars"] - 1) <= 0.3
+           else "**missed**")
+        + f" (the LSTM: {s1(lstm)['repeated_bars']:.3f}, "
+        f"{_pct_off(s1(lstm)['repeated_bars'], c['repeated_bars'])});",
+        f"- form measure at T = 1 within ±30 % of the corpus: {s1(tf)['repeats_a_section']:.3f} "
+        f"against {c['repeats_a_section']:.3f} "
+        f"({_pct_off(s1(tf)['repeats_a_section'], c['repeats_a_section'])}) — "
+        + ("**met**" if abs(s1(tf)["repeats_a_section"] / c["repeats_a_section"] - 1) <= 0.3
+           else "**missed**")
+        + f" (the LSTM: {s1(lstm)['repeats_a_section']:.3f});",
+        f"- one 256-token tune ≤ 100 ms: {tf['speed']['one_tune_256_tokens_ms_median']:.0f} ms — "
+        + ("**met**;" if tf["speed"]["one_tune_256_tokens_ms_median"] <= 100 else "**missed**;"),
+        f"- a batch of 64 ≥ 30,000 tokens/s: "
+        f"{tf['speed']['batch64_tokens_per_second_median']:,} — "
+        + ("**met**" if tf["speed"]["batch64_tokens_per_second_median"] >= 30000
+           else "**missed**") + ";",
+        "- weights ≤ 20 MB and load ≤ 1 s: "
+        f"{(WEIGHTS / 'folk_transformer.safetensors').stat().st_size / 1e6:.1f} MB, "
+        f"{1000 * tf['speed']['load_seconds_median']:.0f} ms.", "",
+    ]
+    if "decode" in tf:
+        lines += ["## Softmax against linear attention", "",
+                  "The cost of one more token for the network alone (median of 16 steps at that "
+                  "length) and what its cache or state holds per tune:", "",
+                  "| attention | length | ms/token, B = 1 | ms/step, B = 64 | KiB per tune |",
+                  "|---|---:|---:|---:|---:|"]
+        for _, m in names[1:]:
+            for length in (256, 1024):
+                one, many = m["decode"][f"{length}@B1"], m["decode"][f"{length}@B64"]
+                lines.append(f"| {m['attention']} | {length} | {one['ms_per_token']:.2f} | "
+                             f"{many['ms_per_token']:.2f} | {one['state_kib_per_tune']:,.0f} |")
+        lines.append("")
+    lines += [
+        "## Limits", "",
+        "- The same data as the LSTM, with the same limits (`MODEL_CARD.md`): Western-European "
+        "and Chinese folk tunes as transcribed in ABC; melody only.",
+        "- Attention can copy: within a tune (what gives it form) and from training tunes; the "
+        "copied share above is measured by `toolkit.measure.metrics.Memorisation`.",
+        "- Licence: trained partly on the Essen collection (non-commercial use only); the "
+        "weights and what they generate inherit that restriction.", ""]
+    (WEIGHTS / "MODEL_CARD_transformer.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
 if __name__ == "__main__":
     main()
+    if (WEIGHTS / "folk_transformer.json").exists() and (RESULTS / "two_models.json").exists():
+        transformer_card()

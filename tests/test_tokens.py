@@ -503,3 +503,29 @@ def _reference_events(tokens):
 def test_events_read_off_the_bar_clock_match_the_long_way(tokens):
     ours = [(e.kind, e.index, e.token, e.duration, e.bar, e.onset) for e in abc.events(tokens)]
     assert ours == _reference_events(tokens)
+
+
+# the two readers share one scanner (toolkit.music.symbols): on melody they must agree -----------
+
+_SYMBOLS = st.sampled_from(["C", "d'", "^F", "_B,", "=e", "z", "G2", "A/2", "c3/2", "E/", "|",
+                            "-", ">", "(3CDE", '"Am"', "!trill!", "~", "{g}", " ", "[CEG]"])
+
+
+@settings(max_examples=120, deadline=None)
+@given(body=st.lists(_SYMBOLS, min_size=1, max_size=24))
+def test_the_tokenizer_and_the_score_reader_find_the_same_notes(body):
+    """Every note or rest the score reader sounds is one pitch or rest token of the tokenizer
+    (a chord: its top note), whatever text, grace notes or decorations lie between."""
+    from toolkit.music.reader import ABCError, parse_abc
+
+    text = "X:1\nM:4/4\nL:1/8\nK:C\n" + "".join(body).replace("-", "-C") + "\n"
+    try:
+        tokens = abc.encode(text)
+    except abc.ABCSyntaxError:
+        return  # e.g. no notes at all
+    try:
+        parsed = parse_abc(text)
+    except ABCError:
+        return
+    notes = [t for t in tokens if abc.is_pitch(t) or t == "z"]
+    assert len(notes) == len(parsed.events)

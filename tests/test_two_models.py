@@ -222,3 +222,13 @@ def test_entropy_curves_and_head_scores_refuse_bad_shapes():
         plots.plot_head_scores([0.1, 0.2])
     fig = plots.plot_head_scores(np.array([[0.1, 0.8], [0.2, np.nan]]))
     assert fig.axes[0].patches                                         # the best cell outlined
+
+
+def test_the_other_lessons_take_the_transformer(transformer):
+    """The steering studio, the schedule explorer and the slider apps build on it unchanged."""
+    from toolkit.lessons.shaping import ScheduleExplorer
+    from toolkit.lessons.steering_studio import SteeringStudio
+
+    assert SteeringStudio(transformer).model is transformer
+    explorer = ScheduleExplorer(transformer)
+    assert explorer.trace.tunes[0].tokens[0] == "<s>"

@@ -19,6 +19,7 @@ from fractions import Fraction
 from typing import Any, NamedTuple
 
 from toolkit.music.notes import Note
+from toolkit.music.symbols import SYMBOL
 from toolkit.music.tokens import ACCIDENTALS, MAJOR_FIFTHS, NATURAL_SEMITONE, default_unit
 
 __all__ = [
@@ -258,31 +259,6 @@ def tempo_qpm(value: str, unit: Fraction = Fraction(1, 8)) -> float | None:
 # The body, symbol by symbol
 # ---------------------------------------------------------------------------------------------
 
-_LEN = r"\d*/*\d*"
-_SYMBOL = re.compile(
-    rf"""
-      (?P<space>[ \t]+)
-    | (?P<comment>%.*)
-    | (?P<cont>\\\s*$)
-    | (?P<field>\[[A-Za-z]:[^\]\n]*\])
-    | (?P<bar>(?P<barline>:*\[?\|[|\]]*:*|::+|\.\|)(?P<barend>\[?\d+(?:[,-]\d+)*)?)
-    | (?P<ending>\[\d+(?:[,-]\d+)*)
-    | (?P<tuplet>\((?P<p>[2-9])(?::(?P<q>[1-9]?))?(?::(?P<r>[1-9]?))?)
-    | (?P<slur>\.?\(|\))
-    | (?P<tie>\.?-)
-    | (?P<grace>\{{/?|\}})
-    | (?P<chord>\[)
-    | (?P<chordend>\](?P<clen>{_LEN}))
-    | (?P<note>(?P<acc>\^\^|\^|__|_|=)?(?P<letter>[A-Ga-g])(?P<oct>[',]*)(?P<len>{_LEN}))
-    | (?P<rest>[zx](?P<rlen>{_LEN}))
-    | (?P<mrest>[ZX](?P<bars>\d*))
-    | (?P<broken><{{1,3}}|>{{1,3}})
-    | (?P<text>"[^"\n]*")
-    | (?P<deco>![^!\s]{{1,30}}!|\+[^+\s]{{1,30}}\+|[.~H-Wh-wy])
-    | (?P<misc>[$&`!*])
-    """,
-    re.VERBOSE,
-)
 # a field on a line of its own in the body: not a note or rest letter followed by ':' ("A:|")
 _BODY_FIELD = re.compile(r"([H-Wh-wY+]):(.*)")
 _PLAIN_TUPLETS = {2, 3, 4, 6, 8}  # verovio's reader gives these their standard ratios
@@ -513,7 +489,7 @@ class _Reader:
         i = 0
         steps: list[tuple[str, int]] = []  # letters and octaves of the last note or chord
         while i < len(line):
-            m = _SYMBOL.match(line, i)
+            m = SYMBOL.match(line, i)
             pos = (number, i + 1)
             if m is None:
                 raise self.error(_unreadable(line[i]), *pos)

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import NamedTuple
 
+from toolkit.music.symbols import NOTE, SYMBOL
+
 __all__ = [
     "ABCSyntaxError", "Event", "UnknownTokenError", "BOS", "EOS", "MODES", "UNKNOWN_METER",
     "UNKNOWN_MODE", "UNKNOWN_STYLE", "bar_length", "check_fragment", "decode", "display_key",
@@ -358,83 +360,73 @@ class _Lexer:
         return ABCSyntaxError(msg, line, col)
 
     def lex_line(self, s: str, lineno: int, inline_field) -> None:
+        """Read one body line, symbol by symbol (:data:`toolkit.music.symbols.SYMBOL`), keeping
+        the melody: a chord gives its top note; grace notes, text, slurs and decorations are
+        skipped; what the model cannot write (``Z``, ``&``, odd tuplets) is refused."""
         i, n = 0, len(s)
         while i < n:
             ch = s[i]
             col = i + 1
             self.where = (lineno, col)
-            if ch == "%":
-                break
-            if ch in _SKIP_CHARS or ch == "(" and not (i + 1 < n and s[i + 1].isdigit()):
+            if ch in _SKIP_CHARS or ch == ".":  # "." staccato: ".(3", ".|" read on after it
                 i += 1
-            elif ch == '"':
-                j = s.find('"', i + 1)
-                if j < 0:
-                    raise self._error("unclosed quote", lineno, col)
-                i = j + 1
-            elif ch == "{":
-                j = s.find("}", i + 1)
-                if j < 0:
-                    raise self._error("unclosed grace notes '{'", lineno, col)
-                i = j + 1
-            elif ch in "!+":
+                continue
+            if ch in "!+":  # a decoration, whatever it holds, up to its closing mark
                 j = s.find(ch, i + 1)
                 if j < 0:
                     raise self._error(f"unclosed decoration '{ch}'", lineno, col)
                 i = j + 1
-            elif ch in _DECORATION_CHARS:
-                i += 1
-            elif ch == "(":  # tuplet (3  or (3:2:3
-                m = re.match(r"\((\d)(?::(\d?)(?::(\d?))?)?", s[i:])
-                p = m.group(1)
-                if p not in "23456789" or (m.group(2) not in (None, "", _TUPLET_Q.get(p))):
-                    raise self._error(f"unsupported tuplet {m.group(0)!r}", lineno, col)
-                self._emit("(" + p)
-                i += len(m.group(0))
-            elif ch in "<>":
-                j = i
-                while j < n and s[j] == ch:
-                    j += 1
-                tok = s[i:j]
-                if tok not in BROKEN:
-                    raise self._error(f"unsupported broken rhythm {tok!r}", lineno, col)
-                self._emit(tok)
-                i = j
-            elif ch == "-":
-                self.pending_tie = True
-                i += 1
-            elif ch in "|:" or (ch == "[" and i + 1 < n and s[i + 1] == "|"):
-                i = self._bar(s, i, lineno)
-            elif ch == "[" and i + 1 < n and s[i + 1].isdigit():
-                self._emit("[" + s[i + 1])
-                i += 2
+                continue
+            m = SYMBOL.match(s, i)
+            if m is None:
+                i = self._unmatched(s, i, lineno)
+                continue
+            kind, text = m.lastgroup, m.group(0)
+            if kind == "comment":
+                break
+            i = m.end()
+            if kind == "field":
+                inline_field(text[1], text[3:-1], lineno, col)
+            elif kind == "bar":
+                i = self._bar(s, col - 1, lineno)
+            elif kind == "ending":  # "[1", "[1,3", "[1-2": the first number names it
+                self._emit(text[:2])
                 while i < n and (s[i].isdigit() or s[i] in ",-"):
                     i += 1
-            elif ch == "[" and re.match(r"\[[A-Za-z]:", s[i:]):
-                j = s.find("]", i)
+            elif kind == "tuplet":
+                p = m.group("p")
+                if m.group("q") not in (None, "", _TUPLET_Q.get(p)):
+                    raise self._error(f"unsupported tuplet {text!r}", lineno, col)
+                self._emit("(" + p)
+            elif kind == "slur" and text.endswith("(") and i < n and s[i].isdigit():
+                raise self._error(f"unsupported tuplet '({s[i]}'", lineno, col)
+            elif kind == "tie":
+                self.pending_tie = True
+            elif kind == "grace" and text.startswith("{"):  # skipped whole, notes and all
+                j = s.find("}", col)
                 if j < 0:
-                    raise self._error("unclosed inline field '['", lineno, col)
-                inline_field(s[i + 1], s[i + 3:j], lineno, col)
+                    raise self._error("unclosed grace notes '{'", lineno, col)
                 i = j + 1
-            elif ch == "[":
-                i = self._chord(s, i, lineno)
-            elif ch in "zx":
-                m = re.match(r"[zx](\d*(?:/+\d*)?)", s[i:])
-                self._note("z", m.group(1), lineno, col)
-                i += len(m.group(0))
-            elif ch in "^_=" or ch.upper() in _LETTERS:
-                m = re.match(r"(\^\^|\^|__|_|=)?([A-Ga-g])([',]*)(\d*(?:/+\d*)?)", s[i:])
-                if m is None:
-                    raise self._error(f"accidental {ch!r} without a note", lineno, col)
-                acc, letter, marks, dur = m.groups()
-                self._note((acc or "") + letter + marks, dur, lineno, col)
-                i += len(m.group(0))
-            elif ch == "Z":
+            elif kind == "chord":
+                if re.match(r"\[[A-Za-z]:", s[col - 1:]):
+                    raise self._error("unclosed inline field '['", lineno, col)
+                i = self._chord(s, col - 1, lineno)
+            elif kind == "note":
+                self._note(text[:len(text) - len(m.group("len"))], m.group("len"), lineno, col)
+            elif kind == "rest":
+                self._note("z", m.group("rlen"), lineno, col)
+            elif kind == "broken":
+                if text not in BROKEN:
+                    raise self._error(f"unsupported broken rhythm {text!r}", lineno, col)
+                self._emit(text)
+            elif kind == "mrest" and ch == "Z":
                 raise self._error("multi-bar rest 'Z' is not supported", lineno, col)
-            elif ch == "&":
+            elif text == "&":
                 raise self._error("voice overlay '&' is not supported (one melody only)",
                                   lineno, col)
-            else:
+            elif kind in ("slur", "text") or kind == "deco" and text in _DECORATION_CHARS:
+                pass
+            else:  # "]", "}", "*", "X", decorations the tokenizer does not know
                 raise self._error(f"unknown symbol {ch!r}", lineno, col)
         if self.phrase_bars and self.tokens and not _ends_with_bar(self.tokens) \
                 and self._bar_is_full():
@@ -470,7 +462,8 @@ class _Lexer:
         j = s.find("]", i)
         if j < 0:
             raise self._error("unclosed chord '['", lineno, i + 1)
-        notes = re.findall(r"(\^\^|\^|__|_|=)?([A-Ga-g])([',]*)(\d*(?:/+\d*)?)", s[i + 1:j])
+        notes = [(m.group("acc") or "", m.group("letter"), m.group("oct"), m.group("len"))
+                 for m in re.finditer(NOTE, s[i + 1:j])]
         if not notes:
             raise self._error("empty chord '[]'", lineno, i + 1)
         top = max(notes, key=lambda t: _octave_number(t[1], t[2]))
@@ -479,7 +472,21 @@ class _Lexer:
         self._note(top[0] + top[1] + top[2], dur, lineno, i + 1)
         return j + 1 + len(m.group(0))
 
+    def _unmatched(self, s: str, i: int, lineno: int) -> int:
+        """A character no symbol starts with: a stray colon is skipped, the rest refused."""
+        ch = s[i]
+        if ch == ":":
+            return self._bar(s, i, lineno)
+        if ch == '"':
+            raise self._error("unclosed quote", lineno, i + 1)
+        if ch in "^_=":
+            raise self._error(f"accidental {ch!r} without a note", lineno, i + 1)
+        raise self._error(f"unknown symbol {ch!r}", lineno, i + 1)
+
     def _bar(self, s: str, i: int, lineno: int) -> int:
+        """The bar line starting at ``s[i]`` as a token: the whole run of bar characters is one
+        bar line (``|:|`` reads as ``||``), and an ending glued to it (``|1``, ``:|2``) follows;
+        returns where reading goes on."""
         m = re.match(r"\[?[|:\]\[]*", s[i:])
         raw = m.group(0)
         # a bracket glued to the bar opens what follows: "|[1" ending, "|[CE]" chord, "|[K:G]"
@@ -500,7 +507,7 @@ class _Lexer:
         elif core == "|":
             tok = "|"
         elif core == ":" or core == "":
-            return j  # a stray colon: nothing musical
+            return max(j, i + 1)  # a stray colon: nothing musical
         else:
             raise self._error(f"unsupported bar line {raw!r}", lineno, i + 1)
         last = self.tokens[-1] if self.tokens else None
