@@ -208,11 +208,15 @@ def transformer_card() -> None:
         "|---|---:|" + "---:|" * len(names),
         row("validation cross-entropy (nats/token)", "{:.3f}", lambda m: m["valid_ce"]),
         row("test cross-entropy (nats/token)", "{:.3f}", lambda m: m["test_ce"]),
+        row("P(copy a repeated bar exactly), given the real tune so far", "{:.3f}",
+            lambda m: m["copy_probability"]),
         row("T = 1: valid under the strict checker", "{:.1%}", lambda m: s1(m)["valid"]),
         row("T = 1: share of repeated bars", "{:.3f}", lambda m: s1(m)["repeated_bars"],
             f"{c['repeated_bars']:.3f}"),
         row("T = 1: form measure (a section played twice)", "{:.3f}",
             lambda m: s1(m)["repeats_a_section"], f"{c['repeats_a_section']:.3f}"),
+        row("T = 1: has a repeat sign", "{:.3f}", lambda m: s1(m)["repeat_sign"],
+            f"{c['repeat_sign']:.3f}"),
         row("T = 1: copied from the nearest training tune", "{:.1%}",
             lambda m: s1(m)["copied_from_nearest"]),
         row("T = 0.5: share of repeated bars", "{:.3f}", lambda m: s05(m)["repeated_bars"],
@@ -250,6 +254,36 @@ def transformer_card() -> None:
         "- weights ≤ 20 MB and load ≤ 1 s: "
         f"{(WEIGHTS / 'folk_transformer.safetensors').stat().st_size / 1e6:.1f} MB, "
         f"{1000 * tf['speed']['load_seconds_median']:.0f} ms.", "",
+        "## Why the misses", "",
+        "- **Repeated bars.** Given the real tune up to a bar that repeats an earlier one, the "
+        f"transformer writes the whole bar again with probability {tf['copy_probability']:.2f} "
+        f"on average, {tf['copy_probability'] / lstm['copy_probability']:.0f} times the LSTM's "
+        f"{lstm['copy_probability']:.3f}: attention does copy (notebook 9 shows the head that "
+        "does it). But sampling at T = 1 copies a bar only that often, and one different note "
+        "breaks an exact repeat, so its tunes repeat "
+        f"{s1(tf)['repeated_bars']:.3f} of their bars against the corpus's "
+        f"{c['repeated_bars']:.3f}. A lower temperature favours the likely copy: at T = 0.5 the "
+        f"share is {s05(tf)['repeated_bars']:.3f} (the LSTM: {s05(lstm)['repeated_bars']:.3f}), "
+        "so the corpus's share lies between T = 0.5 and T = 1 for the transformer and below "
+        "T = 0.5 for the LSTM. The validation loss was still falling at the last epoch; a longer "
+        "run should copy more surely, which this session did not have the time to train.",
+        "- **Form measure.** Most of it is repeat signs: "
+        f"{c['repeat_sign']:.1%} of corpus tunes have one, {s1(lstm)['repeat_sign']:.1%} of the "
+        f"LSTM's tunes and {s1(tf)['repeat_sign']:.1%} of the transformer's at T = 1. The "
+        "transformer writes fewer repeat signs, not fewer repeated passages: it repeats "
+        f"{s1(tf)['repeated_bars'] / s1(lstm)['repeated_bars']:.1f} times as many bars as the "
+        "LSTM, written out.",
+        "- **Speed.** Per token the network is three blocks of about 25 small torch operations "
+        f"each; at one tune (B = 1) a step costs {tf['decode']['256@B1']['ms_per_token']:.2f} ms "
+        "at length 256, where the LSTM runs one fused kernel per layer. In a "
+        "batch of 64 the softmax attention's cost grows with the cache: "
+        f"{tf['decode']['256@B64']['ms_per_token']:.2f} ms a step at length 256 and "
+        f"{tf['decode']['1024@B64']['ms_per_token']:.2f} at 1,024"
+        + (f", where linear attention stays at {linear['decode']['256@B64']['ms_per_token']:.2f} "
+           f"and {linear['decode']['1024@B64']['ms_per_token']:.2f} ms and meets the batch target "
+           f"({linear['speed']['batch64_tokens_per_second_median']:,} tokens/s) — at a "
+           f"validation loss of {linear['valid_ce']:.3f}, worse than the LSTM's"
+           if linear else "") + ".", "",
     ]
     if "decode" in tf:
         lines += ["## Softmax against linear attention", "",

@@ -1,6 +1,6 @@
 """Two models, one sampler: the LSTM beside the transformer, measured the same way.
 
-    python benchmarks/two_models.py                     # the shipped LSTM and transformer
+    python benchmarks/two_models.py                     # the three shipped networks
     python benchmarks/two_models.py lstm transformer runs/tf-linear   # any models, by name/path
 
 writes ``benchmarks/results/two_models.json`` and ``two_models.md``: for each model its
@@ -31,7 +31,12 @@ import torch
 from toolkit import generate, load_model
 from toolkit.lm import data as D
 from toolkit.lm.train import evaluate
-from toolkit.measure.metrics import Memorisation, repeated_bars, repeats_a_section
+from toolkit.measure.metrics import (
+    Memorisation,
+    repeat_copy_probabilities,
+    repeated_bars,
+    repeats_a_section,
+)
 from toolkit.music.check import check_tokens
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -41,12 +46,15 @@ RESULTS = Path(__file__).parent / "results"
 TEMPERATURES = (1.0, 0.5)
 N_TUNES, BATCH, MAX_TOKENS = 500, 50, 384
 BAND = 0.30  # the targets' ±30 % around the corpus
+REPEAT_SIGNS = ("|:", ":|", "::")
 
 
 def corpus_figures(records: list[dict]) -> dict:
     return {"tunes": len(records),
             "repeated_bars": statistics.mean(repeated_bars(r["tokens"]) for r in records),
-            "repeats_a_section": statistics.mean(repeats_a_section(r["tokens"]) for r in records)}
+            "repeats_a_section": statistics.mean(repeats_a_section(r["tokens"]) for r in records),
+            "repeat_sign": statistics.mean(any(x in REPEAT_SIGNS for x in r["tokens"])
+                                           for r in records)}
 
 
 def sample_figures(model, temperature: float, memo: Memorisation) -> dict:
@@ -58,6 +66,7 @@ def sample_figures(model, temperature: float, memo: Memorisation) -> dict:
             "valid": statistics.mean(check_tokens(t).ok for t in toks),
             "repeated_bars": statistics.mean(repeated_bars(t) for t in toks),
             "repeats_a_section": statistics.mean(repeats_a_section(t) for t in toks),
+            "repeat_sign": statistics.mean(any(x in REPEAT_SIGNS for x in t) for t in toks),
             "copied_from_nearest": statistics.mean(memo.nearest(t)[1] for t in toks),
             "cut_at_max_tokens": statistics.mean(t[-1] != "</s>" for t in toks)}
 
@@ -96,6 +105,8 @@ def main(names: list[str]) -> dict:
                "attention": getattr(cfg, "attention", None),
                "valid_ce": round(evaluate(model, valid), 4),
                "test_ce": round(evaluate(model, test), 4),
+               "copy_probability": statistics.mean(
+                   p for r in test for p in repeat_copy_probabilities(model, r["tokens"])),
                "samples": {str(t): sample_figures(model, t, memo) for t in TEMPERATURES},
                "speed": bench_generate.main(name, write=False)}
         if model.arch == "transformer":
@@ -121,7 +132,10 @@ def report(out: dict) -> str:
              "Written by `python benchmarks/two_models.py " + " ".join(names) + "` (2 CPU "
              f"cores, torch {torch.__version__}). {N_TUNES} tunes per model and temperature, "
              f"no truncation, up to {MAX_TOKENS} tokens, seeds 0–{N_TUNES // BATCH - 1} × "
-             f"{BATCH}. The corpus figures are over its {c['tunes']:,} tunes.", "",
+             f"{BATCH}. The corpus figures are over its {c['tunes']:,} tunes. \"P(copy a "
+             "repeated bar exactly)\": for each bar of a test tune that repeats an earlier bar, "
+             "the probability the network, given the real tune so far, writes that whole bar "
+             "again (`metrics.repeat_copy_probabilities`), averaged.", "",
              "| | corpus | " + " | ".join(names) + " |",
              "|---|---:|" + "---:|" * len(names)]
 
@@ -132,6 +146,8 @@ def report(out: dict) -> str:
     row("parameters", "", "{:,}", lambda m: m["parameters"])
     row("valid cross-entropy (nats/token)", "", "{:.3f}", lambda m: m["valid_ce"])
     row("test cross-entropy (nats/token)", "", "{:.3f}", lambda m: m["test_ce"])
+    row("P(copy a repeated bar exactly), test tunes", "", "{:.3f}",
+        lambda m: m["copy_probability"])
     for t in TEMPERATURES:
         k = str(t)
         row(f"T = {t}: valid (strict checker)", "", "{:.1%}",
@@ -140,6 +156,8 @@ def report(out: dict) -> str:
             lambda m, k=k: m["samples"][k]["repeated_bars"])
         row(f"T = {t}: form (plays a section twice)", f"{c['repeats_a_section']:.3f}", "{:.3f}",
             lambda m, k=k: m["samples"][k]["repeats_a_section"])
+        row(f"T = {t}: has a repeat sign", f"{c['repeat_sign']:.3f}", "{:.3f}",
+            lambda m, k=k: m["samples"][k]["repeat_sign"])
         row(f"T = {t}: copied from nearest training tune", "", "{:.1%}",
             lambda m, k=k: m["samples"][k]["copied_from_nearest"])
         row(f"T = {t}: cut at {MAX_TOKENS} tokens", "", "{:.1%}",
@@ -174,4 +192,4 @@ def report(out: dict) -> str:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["lstm", "transformer"])
+    main(sys.argv[1:] or ["lstm", "transformer", "transformer-linear"])

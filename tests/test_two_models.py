@@ -53,6 +53,13 @@ def test_the_shipped_transformer_is_a_transformer_and_loads_fast(transformer):
     assert transformer.info["load_seconds"] < 1.0 + 4            # generous: CI machines vary
 
 
+def test_the_linear_transformer_ships_too_and_generates():
+    linear = load_model("transformer-linear")
+    assert linear.config.attention == "linear"
+    tunes = generate(linear, n=2, seed=0, max_tokens=60, constrain="grammar")
+    assert all(check_tokens(t.tokens).ok for t in tunes)
+
+
 def test_guidance_by_argument_and_by_step_give_the_same_tunes(shipped):
     a = generate(shipped, n=3, seed=5, style="irish", guidance=2.0, max_tokens=60)
     b = generate(shipped, n=3, seed=5, style="irish", max_tokens=60,

@@ -101,21 +101,31 @@ class PhraseClock:
         self.is_bar = torch.tensor([t in BARS for t in vocab], dtype=torch.long)
         self.is_mark = torch.tensor([t in marks for t in vocab])
 
+    def to(self, device) -> PhraseClock:
+        self.is_bar, self.is_mark = self.is_bar.to(device), self.is_mark.to(device)
+        return self
+
     def run(self, ids: torch.Tensor, state=None):
-        bars = self.is_bar.to(ids.device)[ids].cumsum(1)                          # (B, T)
+        if self.is_bar.device != ids.device:
+            self.to(ids.device)
+        if state is not None and ids.shape[1] == 1:                  # one token: no scans
+            bars = state[0] + self.is_bar[ids[:, 0]]
+            at_mark = torch.where(self.is_mark[ids[:, 0]], bars, state[1])
+            return (bars - at_mark).clamp(max=PHRASE_MAX)[:, None], (bars, at_mark)
+        bars = self.is_bar[ids].cumsum(1)                                           # (B, T)
         if state is not None:
             bars = bars + state[0][:, None]
-        at_mark = torch.where(self.is_mark.to(ids.device)[ids], bars, 0).cummax(1).values
+        at_mark = torch.where(self.is_mark[ids], bars, 0).cummax(1).values
         if state is not None:
             at_mark = torch.maximum(at_mark, state[1][:, None])
         return (bars - at_mark).clamp(max=PHRASE_MAX), (bars[:, -1], at_mark[:, -1])
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotary positions: turn each pair (x_i, x_{i+D/2}) by the position's angles."""
+    """Rotary positions: turn each pair (x_i, x_{i+D/2}) by the position's angles; ``cos`` and
+    ``sin`` hold each angle twice (``(T, D)``, the same for both halves)."""
     half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]
-    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), -1)
+    return x * cos + torch.cat((-x[..., half:], x[..., :half]), -1) * sin
 
 
 class Attention(nn.Module):
@@ -131,13 +141,13 @@ class Attention(nn.Module):
         B, T, E = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, E // self.heads).permute(2, 0, 3, 1, 4)
         if self.kind == "softmax":
-            y, cache, w = self._softmax(q, k, v, cos, sin, cache, want_weights)
+            qk = _rotate(torch.stack((q, k)), cos, sin)                  # both turned at once
+            y, cache, w = self._softmax(qk[0], qk[1], v, cache, want_weights)
         else:
             y, cache, w = self._linear(q, k, v, cos, sin, cache, want_weights)
         return self.out(y.transpose(1, 2).reshape(B, T, E)), cache, w
 
-    def _softmax(self, q, k, v, cos, sin, cache, want_weights):
-        q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+    def _softmax(self, q, k, v, cache, want_weights):
         T = q.shape[2]
         if cache is None:
             past, kbuf, vbuf = 0, k, v
@@ -155,7 +165,7 @@ class Attention(nn.Module):
         p = self.p if self.training else 0.0
         mask = None if T == 1 else (
             torch.ones(T, L, dtype=torch.bool, device=q.device).tril(past))
-        if want_weights or T == 1:  # one new token: plain matmuls beat the fused kernel on CPU
+        if want_weights or (T == 1 and q.shape[0] > 8):  # many rows: plain matmuls are faster
             scores = (q @ k.transpose(-1, -2)) * (1 / math.sqrt(q.shape[-1]))
             if mask is not None:
                 scores = scores.masked_fill(~mask, float("-inf"))
@@ -169,7 +179,7 @@ class Attention(nn.Module):
 
     def _linear(self, q, k, v, cos, sin, cache, want_weights):
         fq, fk = F.elu(q) + 1, F.elu(k) + 1                      # φ(q), φ(k) > 0
-        rq, rk = _rotate(fq, cos, sin), _rotate(fk, cos, sin)    # rotated: the numerator's
+        rq, rk = _rotate(torch.stack((fq, fk)), cos, sin)        # rotated: the numerator's
         if q.shape[2] == 1 and cache is not None and not want_weights:   # the recurrent step
             s, z = cache
             s = s + rk.transpose(-1, -2) @ v                     # (B, H, D, D)
@@ -207,6 +217,9 @@ class Block(nn.Module):
 
     def forward(self, x, cos, sin, cache, want_weights=False):
         a, cache, w = self.attn(self.norm1(x), cos, sin, cache, want_weights)
+        if not self.training:  # generation: no dropout calls at all (they cost time per token)
+            x = x + a
+            return x + self.mlp(self.norm2(x)), cache, w
         x = x + self.drop(a)
         return x + self.drop(self.mlp(self.norm2(x))), cache, w
 
@@ -250,6 +263,7 @@ class FolkTransformer(Network):
         d = self.config.dim // self.config.heads
         inv = 1.0 / (10000 ** (torch.arange(0, d, 2, dtype=torch.float32) / d))
         ang = torch.arange(n, dtype=torch.float32)[:, None] * inv[None]         # (n, D/2)
+        ang = torch.cat((ang, ang), -1)                                         # (n, D)
         device = self.embed.weight.device
         self._cos, self._sin = ang.cos().to(device), ang.sin().to(device)
 
@@ -268,7 +282,8 @@ class FolkTransformer(Network):
         if pos + T > self._cos.shape[0] or self._cos.device != x.device:
             self._angles(max(2 * (pos + T), 512))
         cos, sin = self._cos[pos:pos + T], self._sin[pos:pos + T]
-        h = self.drop(h)
+        if self.training:
+            h = self.drop(h)
         new, weights = [], []
         for i, block in enumerate(self.blocks):
             h, cache, w = block(h, cos, sin, None if caches is None else caches[i], want_weights)

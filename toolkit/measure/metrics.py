@@ -17,6 +17,7 @@ from toolkit.music.check import Validity, check_tokens
 from toolkit.music.notes import Note, notes_of
 from toolkit.music.tokens import (
     ENDINGS,
+    EOS,
     UNKNOWN_METER,
     bar_length,
     is_bar,
@@ -30,7 +31,8 @@ __all__ = [
     "groove_consistency", "empty_beat_rate", "fits_instrument", "repeated_bars",
     "repeated_ngrams", "form", "repeats_a_section", "distinct_n", "mean_pairwise_similarity",
     "Memorisation",
-    "surprisal_bits", "tune_surprisal", "score_tokens", "tune_metrics", "batch_metrics",
+    "surprisal_bits", "tune_surprisal", "score_tokens", "repeat_copy_probabilities",
+    "tune_metrics", "batch_metrics",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -127,25 +129,30 @@ def fits_instrument(notes: Sequence[Note], instrument: str = "fiddle") -> bool:
 # --------------------------------------------------------------------------------------------
 # repetition inside a tune, diversity across tunes
 
+def _bar_spans(tokens: Sequence[str]) -> list[tuple[tuple[str, ...], int, int]]:
+    """Each bar with notes: (its tokens, endings left out; where it starts; where it ends)."""
+    spans, cur, start = [], [], None
+    for i, t in enumerate(tokens):
+        if i < 4:                                    # <s> and the conditioning
+            continue
+        if is_bar(t) or t == EOS:
+            if any(is_pitch(x) for x in cur):
+                spans.append((tuple(cur), start, i))
+            cur, start = [], None
+        elif t not in ENDINGS:
+            start = i if start is None else start
+            cur.append(t)
+    return spans
+
+
 def repeated_bars(tokens: Sequence[str]) -> float:
     """Share of bars (with notes) whose exact tokens already appeared in an earlier bar."""
-    bars, cur = [], []
-    for t in tune_body(tokens):
-        if is_bar(t):
-            if any(is_pitch(x) for x in cur):
-                bars.append(tuple(cur))
-            cur = []
-        elif t not in ENDINGS:
-            cur.append(t)
-    if any(is_pitch(x) for x in cur):
-        bars.append(tuple(cur))
-    if not bars:
-        return 0.0
+    spans = _bar_spans(tokens)
     seen, rep = set(), 0
-    for b in bars:
-        rep += b in seen
-        seen.add(b)
-    return rep / len(bars)
+    for bar, _, _ in spans:
+        rep += bar in seen
+        seen.add(bar)
+    return rep / len(spans) if spans else 0.0
 
 
 #: two sections are the same part of the form when at least this share of their bars, compared
@@ -301,6 +308,32 @@ def score_tokens(model, tokens: Sequence[str]) -> list[float]:
         logits, _ = model(ids[None, :-1])
         logp = torch.log_softmax(logits[0], -1).gather(1, ids[1:, None])[:, 0]
     return (-logp / math.log(2)).tolist()
+
+
+def repeat_copy_probabilities(model, tokens: Sequence[str]) -> list[float]:
+    """For each bar of a real tune that repeats an earlier bar exactly: the probability that the
+    model, given the tune up to that bar, writes the whole bar again, token by token (the
+    product of its tokens' probabilities; what sampling at T = 1 would copy).
+
+    The gap between a model's share of repeated bars and the corpus's comes from here: a tune
+    sampled at T = 1 repeats a bar exactly only as often as the model dares to copy it.
+    """
+    import torch
+
+    spans = _bar_spans(tokens)
+    seen: set = set()
+    wanted = []
+    for bar, start, end in spans:
+        if bar in seen:
+            wanted.append((start, end))
+        seen.add(bar)
+    if not wanted:
+        return []
+    with torch.no_grad():
+        ids = model.token_ids(list(tokens))
+        logits, _ = model(ids[None, :-1])
+        logp = torch.log_softmax(logits[0].float(), -1).gather(1, ids[1:, None])[:, 0]
+    return [math.exp(float(logp[start - 1:end - 1].sum())) for start, end in wanted]
 
 
 # --------------------------------------------------------------------------------------------
