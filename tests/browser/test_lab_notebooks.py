@@ -3,8 +3,9 @@
 Each notebook is opened from its URL, its outputs are cleared, Run → Run All Cells runs it, and
 once the kernel is idle every code cell must have run and no output may be an error. Two
 notebooks are also played with: the temperature slider of notebook 01 and the seed of the tune
-studio in notebook 03, moved with the keyboard as a user would, and the grammar toggle of the
-steering studio in notebook 06, clicked.
+studio in notebook 03, moved with the keyboard as a user would, the grammar toggle of the
+steering studio in notebook 06, clicked, and the note slider of the attention view in notebook 09,
+which must repaint the score.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 TEMPERATURE = NOTEBOOKS / "01_softmax_and_temperature.ipynb"
 STUDIO = NOTEBOOKS / "03_tune_studio.ipynb"
 STEERING = NOTEBOOKS / "06_steering.ipynb"
+TWO_MODELS = NOTEBOOKS / "09_two_models.ipynb"
 #: Notebooks with a test of their own below (which runs them too).
-DEDICATED = {TEMPERATURE.name, STUDIO.name, STEERING.name}
+DEDICATED = {TEMPERATURE.name, STUDIO.name, STEERING.name, TWO_MODELS.name}
 
 
 def run_notebook_clean(page: Any, steps: Steps, lab: LabServer, notebook: Path) -> None:
@@ -137,5 +139,36 @@ def test_steering_studio_grammar_toggle_writes_a_valid_tune(lab_page: tuple[Any,
     wait_until(page, lambda: "· grammar: valid ABC" in status.first.inner_text(),
                CHANGE_TIMEOUT_S, "the status says the grammar's tune is valid ABC")
     steps("steering studio, grammar")
+    assert not errors_by_cell(page), errors_by_cell(page)
+    assert_no_kernel_errors(steps)
+
+
+def test_attention_view_follows_the_note_slider(lab_page: tuple[Any, Steps],
+                                                lab: LabServer) -> None:
+    page, steps = lab_page
+    run_notebook_clean(page, steps, lab, TWO_MODELS)
+    out = code_cell(page, "AttentionView(transformer, tune)").locator(".jp-OutputArea")
+    note = slider(page, out, "note")
+    caption = out.locator(".widget-html").filter(has_text="writing note")
+    wait_until(page, lambda: caption.count() == 1, CHANGE_TIMEOUT_S, "the caption appears")
+    score = out.locator("svg").first
+    score.wait_for(state="visible")
+    before_caption = caption.inner_text()
+    before_score = score.inner_html()
+    assert before_score.count('fill="#d62728"') == 1, "one note, the one being written, is red"
+    assert "repeats bar" in before_caption, f"it opens at a repeated bar: {before_caption!r}"
+    steps("attention view before the move")
+
+    since = len(steps.kernel_errors)
+    press_on_slider(page, note, "ArrowRight", times=3)
+    wait_until(page, lambda: caption.inner_text() != before_caption, CHANGE_TIMEOUT_S,
+               f"the caption follows the slider (still {before_caption!r})",
+               steps=steps, since=since)
+    after = _number(r"writing note (\d+)", [caption.inner_text()])
+    assert after == _number(r"writing note (\d+)", [before_caption]) + 3
+    wait_until(page, lambda: score.inner_html() != before_score, CHANGE_TIMEOUT_S,
+               "the score is repainted", steps=steps, since=since)
+    assert score.inner_html().count('fill="#d62728"') == 1
+    steps("attention view after the move")
     assert not errors_by_cell(page), errors_by_cell(page)
     assert_no_kernel_errors(steps)
