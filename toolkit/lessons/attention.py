@@ -168,8 +168,10 @@ def attention_colors(weights: np.ndarray, current: int) -> list[str]:
 
 class AttentionView:
     """The attention, painted on the engraved score, with a slider over the notes and a choice
-    of layer and head (or their mean).  ``view.note.value = view.amap.first_repeat()`` jumps to
-    the first repeated bar.
+    of layer and head (or their mean).  It opens at the first note of the first repeated bar,
+    on the head that copies most in this tune (:meth:`AttentionMap.copy_scores`; the mean of
+    all heads when nothing repeats): the moment the tune starts repeating a bar, and where that
+    head looks then.
 
     Attributes: ``amap`` (:class:`AttentionMap`), ``tune``, ``note`` (IntSlider, counting
     from 1 as the caption does), ``layer``, ``head`` (Dropdowns), ``score`` (HTML),
@@ -192,12 +194,18 @@ class AttentionView:
                                   max=self.amap.n_notes, description="note",
                                   continuous_update=False, layout=ipw.Layout(width="520px"))
         options = [("mean of all", None)]
+        scores = self.amap.copy_scores()
+        layer = head = None
+        if np.isfinite(scores).any():  # the copying head, when the tune repeats a bar
+            layer, head = (int(i) for i in np.unravel_index(np.nanargmax(scores), scores.shape))
         self.layer = ipw.Dropdown(options=options + [(str(i + 1), i)
                                                       for i in range(self.amap.layers)],
-                                  description="layer", layout=ipw.Layout(width="200px"))
+                                  value=layer, description="layer",
+                                  layout=ipw.Layout(width="200px"))
         self.head = ipw.Dropdown(options=options + [(str(i + 1), i)
                                                      for i in range(self.amap.heads)],
-                                 description="head", layout=ipw.Layout(width="200px"))
+                                 value=head, description="head",
+                                 layout=ipw.Layout(width="200px"))
         self.caption, self.score = ipw.HTML(), ipw.HTML()
         for w in (self.note, self.layer, self.head):
             w.observe(lambda _: self._update(), names="value")
