@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import NamedTuple
 
-from toolkit.music.symbols import NOTE, SYMBOL
+from toolkit.music.symbols import LENGTH, NOTE, SYMBOL
 
 __all__ = [
     "ABCSyntaxError", "Event", "UnknownTokenError", "BOS", "EOS", "MODES", "UNKNOWN_METER",
@@ -467,7 +467,7 @@ class _Lexer:
         if not notes:
             raise self._error("empty chord '[]'", lineno, i + 1)
         top = max(notes, key=lambda t: _octave_number(t[1], t[2]))
-        m = re.match(r"\d*(?:/+\d*)?", s[j + 1:])
+        m = re.match(LENGTH, s[j + 1:])
         dur = m.group(0) or top[3]
         self._note(top[0] + top[1] + top[2], dur, lineno, i + 1)
         return j + 1 + len(m.group(0))
