@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from toolkit.music.tune import EXPORT_FORMATS
@@ -126,7 +127,8 @@ def _ints(text: str) -> list[int]:
 
 def add_generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=8, help="tunes per setting")
-    p.add_argument("--temperature", type=_floats, default=[1.0], help="e.g. 1.1 or 0.8,1.2,1.6")
+    p.add_argument("--temperature", type=_floats, default=None,
+                   help="e.g. 1.1 or 0.8,1.2,1.6 (default 1.0)")
     p.add_argument("--top-k", type=_ints, default=[0])
     p.add_argument("--top-p", type=_floats, default=[1.0])
     p.add_argument("--min-p", type=_floats, default=[0.0])
@@ -151,6 +153,12 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out", help="output folder")
     p.add_argument("--restart", action="store_true",
                    help="start again in --out instead of resuming the tunes already logged there")
+    p.add_argument("--prefs", default=None,
+                   help="steer by preference models (a file from `prefs train`): conditioning "
+                        "from the history model, best of --best-of by the reward model; the "
+                        "temperature is the predicted one unless --temperature is given")
+    p.add_argument("--best-of", type=int, default=8,
+                   help="with --prefs: candidates per tune (default 8)")
 
 
 def _plan(args: argparse.Namespace, model) -> list[dict]:
@@ -159,12 +167,24 @@ def _plan(args: argparse.Namespace, model) -> list[dict]:
     from toolkit.lm import sampling as S
     from toolkit.lm.generation import check_settings
 
+    if args.prefs is not None:
+        clash = [f"--{k.replace('_', '-')}" for k in ("meter", "mode", "style", "guidance",
+                                                      "prime", "meter_constraint")
+                 if getattr(args, k)] + (["--constrain"] if args.constrain != "none" else []) \
+            + (["--top-k"] if args.top_k != [0] else []) \
+            + (["--min-p"] if args.min_p != [0.0] else [])
+        if clash:
+            raise ValueError(f"--prefs chooses the conditioning and steers by itself; leave out "
+                             f"{', '.join(clash)} (--temperature and --top-p may stay)")
+        if args.best_of < 1:
+            raise ValueError(f"--best-of must be an integer >= 1, got {args.best_of}")
+    temperatures = args.temperature or [1.0]
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     bad = [f for f in formats if f not in EXPORT_FORMATS]
     if bad or not formats:
         raise ValueError(f"--formats must be a comma list of {','.join(EXPORT_FORMATS)}, "
                          f"got {args.formats!r}")
-    grid = list(itertools.product(args.temperature, args.top_k, args.top_p, args.min_p, args.seed))
+    grid = list(itertools.product(temperatures, args.top_k, args.top_p, args.min_p, args.seed))
     plan = []
     for temp, k, p, mp, seed in grid:
         chain = S.temperature_first(temperature=temp, top_k=k, top_p=p, min_p=mp)
@@ -226,6 +246,12 @@ def _generate(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
     plan = _plan(args, model)                     # every setting checked before anything exists
+    prefs = None
+    if args.prefs is not None:
+        from toolkit.measure.preferences import Preferences
+
+        prefs = Preferences.load(args.prefs)
+        prefs.check_model(model)
     out = _out_folder(args.out)
     log = out / "tunes.jsonl"
     if args.restart and log.exists():
@@ -235,7 +261,7 @@ def _generate(args: argparse.Namespace) -> int:
               "guidance": args.guidance, "prime": args.prime, "key": args.key,
               "max_tokens": args.max_tokens, "constrain": _constrain(args)}
     head = {"model": model.info.get("id", f"folk_{model.arch}"), "command": " ".join(sys.argv),
-            "log": log.name}
+            "log": log.name, **({"prefs": str(args.prefs)} if prefs is not None else {})}
     (out / "run.json").write_text(json.dumps({**head, "status": "running", "runs": []}, indent=1))
     runs, failures, resumed = [], 0, 0
     with log.open("a") as logfile:
@@ -245,7 +271,11 @@ def _generate(args: argparse.Namespace) -> int:
             run = {k: s[k] for k in ("temperature", "top_k", "top_p", "min_p", "seed", "formats")}
             run.update(common, sampler=repr(s["chain"]))
             try:
-                tunes = generate(model, n=args.n, seed=s["seed"], meter=args.meter,
+                tunes = prefs.generate(
+                    model, args.n, N=args.best_of, seed=s["seed"], max_tokens=args.max_tokens,
+                    temperature=s["temperature"] if args.temperature else None,
+                    top_p=s["top_p"]) if prefs is not None else \
+                    generate(model, n=args.n, seed=s["seed"], meter=args.meter,
                                  mode=args.mode, style=args.style, prime=args.prime,
                                  max_tokens=args.max_tokens, sampler=s["chain"],
                                  guidance=args.guidance, key=args.key,
@@ -291,6 +321,42 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# prefs
+
+def _prefs_train(args: argparse.Namespace) -> int:
+    from toolkit.lm.model import load_model
+    from toolkit.measure.interactions import read_events
+    from toolkit.measure.preferences import Preferences
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(f"--out {args.out!r} is a folder; give a file such as prefs.json")
+    with warnings.catch_warnings():             # each skipped line is printed below instead
+        warnings.simplefilter("ignore")
+        events = read_events(args.logs)         # a file, or a class's folder of logs
+    if not events:
+        raise ValueError(f"no events in {args.logs!r}"
+                         + (f" ({len(events.problems)} line(s) could not be read)"
+                            if events.problems else " (is it a folder of *.jsonl logs?)"))
+    for problem in events.problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    t0 = time.perf_counter()
+    prefs = Preferences.fit(events, load_model(args.model), seed=args.seed)
+    seconds = time.perf_counter() - t0
+    prefs.save(out)
+    ready = prefs.ready
+    print(f"{len(events)} events, {prefs.reward.n} judged tunes ({prefs.reward.n_liked} liked), "
+          f"fitted in {seconds:.1f} s")
+    print(f"reward model: {'ready' if ready['reward'] else 'not ready (too few ratings)'}; "
+          f"top weights: " + ", ".join(f"{k} {v:+.2f}"
+                                       for k, v in list(prefs.reward.weights().items())[:4]))
+    print("history model: " + (f"suggests {prefs.suggest()}" if ready["history"]
+                                 else "not sure yet (too few likes)"))
+    print(f"wrote {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -312,6 +378,16 @@ def make_parser() -> argparse.ArgumentParser:
                                         "tunes.jsonl log (a rerun resumes)")
     add_generate_arguments(p)
     p.set_defaults(func=_generate)
+
+    p = sub.add_parser("prefs", help="preference models learned from rating logs")
+    prefs = p.add_subparsers(dest="prefs_command", metavar="ACTION", required=True)
+    t = prefs.add_parser("train", help="fit the reward and history models on a log file or a "
+                                       "folder of logs (a class's, merged)")
+    t.add_argument("logs", help="a .jsonl log from the rating studio, or a folder of them")
+    t.add_argument("--out", default="prefs.json", help="the preferences file to write")
+    t.add_argument("--model", default=None, help="the generator they are for (default lstm)")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=_prefs_train)
     return parser
 
 

@@ -4,8 +4,9 @@ Each notebook is opened from its URL, its outputs are cleared, Run → Run All C
 once the kernel is idle every code cell must have run and no output may be an error. Two
 notebooks are also played with: the temperature slider of notebook 01 and the seed of the tune
 studio in notebook 03, moved with the keyboard as a user would, the grammar toggle of the
-steering studio in notebook 06, clicked, and the note slider of the attention view in notebook 09,
-which must repaint the score.
+steering studio in notebook 06, clicked, the note slider of the attention view in notebook 09,
+which must repaint the score, and the rating buttons of notebook 10 (after its scripted listener
+has rated 40 tunes, a person's click on 👍 is logged, and "one for me" shows a steered tune).
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ TEMPERATURE = NOTEBOOKS / "01_softmax_and_temperature.ipynb"
 STUDIO = NOTEBOOKS / "03_tune_studio.ipynb"
 STEERING = NOTEBOOKS / "06_steering.ipynb"
 TWO_MODELS = NOTEBOOKS / "09_two_models.ipynb"
+PREFERENCES = NOTEBOOKS / "10_learning_what_you_like.ipynb"
 #: Notebooks with a test of their own below (which runs them too).
-DEDICATED = {TEMPERATURE.name, STUDIO.name, STEERING.name, TWO_MODELS.name}
+DEDICATED = {TEMPERATURE.name, STUDIO.name, STEERING.name, TWO_MODELS.name, PREFERENCES.name}
 
 
 def run_notebook_clean(page: Any, steps: Steps, lab: LabServer, notebook: Path) -> None:
@@ -169,5 +171,38 @@ def test_attention_view_follows_the_note_slider(lab_page: tuple[Any, Steps],
                "the score is repainted", steps=steps, since=since)
     assert score.inner_html().count('fill="#d62728"') == 1
     steps("attention view after the move")
+    assert not errors_by_cell(page), errors_by_cell(page)
+    assert_no_kernel_errors(steps)
+
+
+def test_rating_studio_logs_a_click_and_steers(lab_page: tuple[Any, Steps],
+                                               lab: LabServer) -> None:
+    page, steps = lab_page
+    run_notebook_clean(page, steps, lab, PREFERENCES)
+    out = code_cell(page, "RatingStudio(model, log=LOG").locator(".jp-OutputArea")
+    info = out.locator(".widget-html").filter(has_text="Learned from")
+    wait_until(page, lambda: info.count() == 1 and "40 judged" in info.inner_text(),
+               CHANGE_TIMEOUT_S, "what was learned from the scripted listener's 40 ratings")
+    status = out.locator(".widget-html").filter(has_text="logged to")
+    score = out.locator("svg").first
+    score.wait_for(state="visible")
+    before = score.inner_html()
+    steps("rating studio after the scripted listener")
+
+    since = len(steps.kernel_errors)
+    out.get_by_role("button", name="👍 like").click()
+    wait_until(page, lambda: status.count() == 1 and "41 judged" in status.inner_text(),
+               CHANGE_TIMEOUT_S,
+               "a click on 👍 is the 41st judgement", steps=steps, since=since)
+    wait_until(page, lambda: score.inner_html() != before, CHANGE_TIMEOUT_S,
+               "the next tune replaces the one just rated", steps=steps, since=since)
+    steps("rating studio after a click on like")
+
+    out.get_by_role("button", name=re.compile("one for me")).click()
+    steered = out.locator(".widget-html").filter(has_text="Steered for you")
+    wait_until(page, lambda: steered.count() == 1, CHANGE_TIMEOUT_S,
+               "a steered tune is shown", steps=steps, since=since)
+    assert "best of 8" in steered.first.inner_text()
+    steps("rating studio with a steered tune")
     assert not errors_by_cell(page), errors_by_cell(page)
     assert_no_kernel_errors(steps)

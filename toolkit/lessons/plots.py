@@ -58,6 +58,7 @@ __all__ = [
     "EntropyCurvePlot", "plot_entropy_curve",
     "LossCurvePlot", "plot_loss_curve",
     "MODEL_COLORS", "ModelComparisonPlot", "plot_model_comparison",
+    "PredictionPlot", "plot_prediction", "plot_reward_weights", "plot_learning_curves",
 ]
 
 ArrayLike = Any  # a 1-D numpy array, torch tensor or sequence of numbers
@@ -1283,3 +1284,115 @@ def plot_model_comparison(tokens: Sequence[str], probs: dict[str, ArrayLike],
     name -> bool mask, False where the token is not in that model's vocabulary (drawn as ×,
     probability 0). Returns a :class:`ModelComparisonPlot` (``.update(probs, known)``)."""
     return ModelComparisonPlot(_axes(ax, figsize), tokens, probs, known, top=top, title=title)
+
+
+# --------------------------------------------------------------------------------------------
+# Preferences: what the history model predicts, what the reward model weighs, learning curves
+# --------------------------------------------------------------------------------------------
+
+class PredictionPlot:
+    """What a listener will like next: one panel per slot (meter, mode, style), a horizontal
+    bar per value with its probability; bars are updated in place (``update``).
+
+    ``prediction``: ``{"meter": {value: p}, "mode": {...}, "style": {...}}``; a slot whose
+    distribution is None ("not sure yet") is drawn as grey bars at the uniform share.
+    """
+
+    def __init__(self, axes: Sequence[Axes], choices: dict[str, Sequence[str]],
+                 prediction: dict[str, dict[str, float] | None], *, title: str = ""):
+        self.axes, self.choices = list(axes), {k: list(v) for k, v in choices.items()}
+        self.figure = self.axes[0].figure
+        self.bars, self.labels = {}, {}
+        for ax, (slot, values) in zip(self.axes, self.choices.items(), strict=True):
+            y = np.arange(len(values))
+            self.bars[slot] = ax.barh(y, np.zeros(len(values)), color=COLORS["kept"])
+            ax.set_yticks(y, values, fontsize=FONT_SIZES["tick"])
+            ax.invert_yaxis()
+            ax.set_xlim(0, 1)
+            ax.xaxis.set_major_formatter(mpl.ticker.PercentFormatter(1.0, decimals=0))
+            ax.set_title(slot, fontsize=FONT_SIZES["label"])
+            self.labels[slot] = [ax.text(0, i, "", va="center", fontsize=FONT_SIZES["value"])
+                                 for i in y]
+        self.suptitle = self.figure.suptitle(title, fontsize=FONT_SIZES["title"])
+        self.update(prediction, title=title, draw=False)
+
+    def update(self, prediction: dict[str, dict[str, float] | None], *, title: str | None = None,
+               draw: bool = True) -> None:
+        for slot, values in self.choices.items():
+            dist = prediction.get(slot)
+            sure = dist is not None
+            for i, (bar, label) in enumerate(zip(self.bars[slot], self.labels[slot],
+                                                 strict=True)):
+                p = float(dist.get(values[i], 0.0)) if sure else 1 / len(values)
+                bar.set_width(p)
+                bar.set_color(COLORS["kept"] if sure else COLORS["cut"])
+                label.set_x(min(p, 0.8) + 0.01)
+                label.set_text(_percent(p) if sure else "")
+        if title is not None:
+            self.suptitle.set_text(title)
+        if draw:
+            self.figure.canvas.draw_idle()
+
+
+def plot_prediction(choices: dict[str, Sequence[str]],
+                    prediction: dict[str, dict[str, float] | None], *, title: str = "",
+                    figsize: tuple[float, float] = (12, 4.2), show: bool = True
+                    ) -> PredictionPlot:
+    """The history model's prediction as three bar panels (meter, mode, style); returns a
+    :class:`PredictionPlot` (``.update(prediction, title=...)``)."""
+    fig, axes = new_figure(1, len(choices), figsize=figsize, show=show)
+    return PredictionPlot(np.atleast_1d(axes), choices, prediction, title=title)
+
+
+def plot_reward_weights(weights: dict[str, float], *, top: int = 10, ax: Axes | None = None,
+                        title: str | None = "what the reward model learned",
+                        figsize: tuple[float, float] = (8, 4.5)) -> Figure:
+    """The ``top`` largest weights (name -> weight, as from ``RewardModel.weights()``) as
+    horizontal bars: blue pushes towards "like", vermillion towards "dislike"."""
+    items = sorted(weights.items(), key=lambda kv: -abs(kv[1]))[:top]
+    if not items:
+        raise ValueError("weights is empty: fit the reward model on some ratings first")
+    ax = _axes(ax, figsize)
+    names, values = zip(*items, strict=True)
+    y = np.arange(len(items))
+    ax.barh(y, values, color=[COLORS["kept"] if v > 0 else COLORS["drawn"] for v in values])
+    ax.set_yticks(y, [n.replace("_", " ") for n in names], fontsize=FONT_SIZES["tick"])
+    ax.invert_yaxis()
+    ax.axvline(0, color=COLORS["ink"], lw=1)
+    ax.set_xlabel("weight (log-odds of 'like')", fontsize=FONT_SIZES["label"])
+    ax.set_title(title or "", fontsize=FONT_SIZES["title"])
+    return ax.figure
+
+
+#: The three lines of a preference learning curve and their colours.
+CURVE_STYLES = {"unsteered": (COLORS["cut"], "o"), "steered": (COLORS["kept"], "s"),
+                "random": (COLORS["threshold"], "^")}
+
+
+def plot_learning_curves(summaries: Sequence[dict], *, ncols: int = 3,
+                         figsize: tuple[float, float] | None = None, show: bool = True) -> Figure:
+    """One panel per listener: the liked share of unsteered, steered and randomly steered
+    batches against the number of ratings given. ``summaries``: dicts with ``listener`` and
+    ``rows`` (each with ``ratings``, ``unsteered``, ``steered``, ``random``), as written by
+    ``benchmarks/preferences.py``."""
+    if not summaries:
+        raise ValueError("summaries is empty: give at least one listener's curve")
+    nrows = -(-len(summaries) // ncols)
+    ncols = min(ncols, len(summaries))
+    fig, axes = new_figure(nrows, ncols, figsize=figsize or (4.6 * ncols, 3.9 * nrows),
+                           show=show, squeeze=False, sharey=True)
+    for ax in axes.flat[len(summaries):]:
+        ax.set_visible(False)
+    for ax, s in zip(axes.flat, summaries, strict=False):
+        x = [r["ratings"] for r in s["rows"]]
+        for name, (color, marker) in CURVE_STYLES.items():
+            ax.plot(x, [r[name] for r in s["rows"]], marker=marker, color=color, lw=2.5,
+                    label=name)
+        ax.set_title(s["listener"], fontsize=FONT_SIZES["label"])
+        ax.set_ylim(0, 1)
+        ax.set_xticks(x)
+        ax.yaxis.set_major_formatter(mpl.ticker.PercentFormatter(1.0, decimals=0))
+        ax.set_xlabel("ratings given", fontsize=FONT_SIZES["note"])
+    axes.flat[0].set_ylabel("liked share", fontsize=FONT_SIZES["label"])
+    axes.flat[0].legend(loc="upper left", fontsize=FONT_SIZES["note"] - 2)
+    return fig

@@ -832,6 +832,8 @@ class TuneStudio:
         self.tune: Tune | None = None
         self.recording: Recording | None = None
         self.seconds = math.nan
+        #: called as ``f(tune, settings)`` after each new tune is shown (the rating studio logs it)
+        self.on_tune: list[Callable[[Tune, Settings], None]] = []
 
         def slider(kind: Any, name: str, description: str, value: float, fmt: str) -> Any:
             lo, hi, step = RANGES[name]
@@ -947,10 +949,23 @@ class TuneStudio:
                                         f"{obs['notes']} notes{bad} — written and engraved in "
                                         f"{self.seconds:.2f} s", "#161")
             self._sync_steps()
+            for f in self.on_tune:
+                f(self.tune, settings)
         except Exception as err:  # noqa: BLE001 -- the kernel lives; the student reads why
             self.status.value = status_html("⚠️", f"The tune for {settings.label()} was written but "
                                         f"could not be shown: {type(err).__name__}: {err}",
                                         "#b22")
+
+    def show_tune(self, tune: Tune, label: str) -> None:
+        """Show a tune written elsewhere (a steered one, say) as the current tune, with
+        ``label`` on the status line; the step-through keeps the last tune the studio wrote."""
+        self.tune, self.recording = tune, None
+        try:
+            self._show_score()
+            self.status.value = status_html("✅", label, "#161")
+        except Exception as err:  # noqa: BLE001 -- the kernel lives; the student reads why
+            self.status.value = status_html("⚠️", f"{label}, but it could not be "
+                                        f"shown: {type(err).__name__}: {err}", "#b22")
 
     def _show_score(self) -> None:
         if self.tune is not None:

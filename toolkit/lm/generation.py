@@ -50,8 +50,25 @@ def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
     return value
 
 
+def _mixture(model: Network, name: str, value):
+    """A conditioning given as a mixture ``{"irish": 0.7, "scottish": 0.3}``: checked, and
+    normalised to sum to 1 (a ValueError names the argument and the bad value)."""
+    known = model.choices(name)
+    bad = [k for k in value if k not in known]
+    if bad:
+        raise ValueError(f"{name} mixture: {bad[0]!r} is not one of {known}")
+    weights = list(value.values())
+    if any(isinstance(w, bool) or not isinstance(w, int | float) or not w >= 0
+           or w == float("inf") for w in weights) or not sum(weights) > 0:
+        raise ValueError(f"{name} mixture weights must be finite numbers >= 0 with a positive "
+                         f"sum, got {dict(value)!r}")
+    total = float(sum(weights))
+    return {k: float(w) / total for k, w in value.items() if w > 0}
+
+
 def _prefix(model: Network, meter, mode, style, prime, key) -> list[str]:
-    tokens = model.conditioning(meter, mode, style)
+    fixed = [None if isinstance(v, dict) else v for v in (meter, mode, style)]
+    tokens = model.conditioning(*fixed)  # a mixture is drawn per tune, after <s>
     if prime:  # an unknown symbol in ABC text is named as written, with line and column
         body = prime if isinstance(prime, list) else check_fragment(
             prime, model.stoi, key, mode or "maj", nearest=model.nearest_token)
@@ -66,9 +83,9 @@ class GenerationSettings:
 
     n: int
     seed: int
-    meter: str | None
-    mode: str | None
-    style: str | None
+    meter: str | dict | None    # a value, a mixture {value: probability}, or None (the model's)
+    mode: str | dict | None
+    style: str | dict | None
     prefix: tuple[str, ...]     # <s>, meter, mode, style tokens, then the primer's tokens
     max_tokens: int
     sampler: Any                # a Chain; a Guidance step in it makes the batch guided
@@ -96,8 +113,9 @@ def _guides(sampler) -> bool:
 
 
 @torch.inference_mode()
-def generate(model: Network, n: int = 1, seed: int | None = None, meter: str | None = None,
-             mode: str | None = None, style: str | None = None,
+def generate(model: Network, n: int = 1, seed: int | None = None,
+             meter: str | dict | None = None, mode: str | dict | None = None,
+             style: str | dict | None = None,
              prime: str | list[str] | None = None,
              max_tokens: int = 256, sampler=None, temperature: float | None = None,
              guidance: float | None = None, key: str = "D", stop_at_end: bool = True,
@@ -107,8 +125,9 @@ def generate(model: Network, n: int = 1, seed: int | None = None, meter: str | N
     Parameters
     ----------
     meter, mode, style : the conditioning (``"6/8"``, ``"maj"``, ``"irish"``); None lets the model
-        choose, for each tune (a softmax draw among the values it knows).
-        ``model.choices("style")`` lists the values it knows.
+        choose, for each tune (a softmax draw among the values it knows); a dict such as
+        ``{"irish": 0.7, "scottish": 0.3}`` is a mixture: each tune draws its value from it
+        (the preference models steer this way). ``model.choices("style")`` lists the values.
     prime : the tune's opening, as ABC body text in ``key`` (``"|: d2e fed |"``) or tokens.
     sampler : a chain from :mod:`toolkit.lm.sampling` (default: plain softmax sampling, or
         ``temperature`` alone when given).
@@ -182,6 +201,8 @@ def check_settings(model, n, seed, meter, mode, style, prime, max_tokens, sample
                 raise ValueError("generate(guidance=...) needs a sampler chain; put "
                                  "S.guidance(...) first in your own sampler instead")
             sampler = S.Chain(S.guidance(guidance), sampler)
+    meter, mode, style = (_mixture(model, name, v) if isinstance(v, dict) else v
+                          for name, v in (("meter", meter), ("mode", mode), ("style", style)))
     settings = GenerationSettings(n, seed, meter, mode, style,
                                   tuple(_prefix(model, meter, mode, style, prime, key)),
                                   max_tokens, sampler, key, stop_at_end, guidance,
@@ -221,7 +242,12 @@ def _header(model, s: GenerationSettings, buf, g, rows: int):
     buf[:, 0] = model.stoi[s.prefix[0]]
     logits, state = model(buf[:, :1].repeat(rows, 1))
     for pos, (value, slot) in enumerate(((s.meter, "M:"), (s.mode, "K:"), (s.style, "S:")), 1):
-        if value is not None:
+        if isinstance(value, dict):  # a mixture: each tune draws its value from it
+            ids = torch.tensor([model.stoi[slot + k] for k in value], device=device)
+            weights = torch.tensor(list(value.values()), dtype=torch.float64)
+            tok = ids[torch.multinomial(weights.expand(n, -1), 1, replacement=True,
+                                        generator=g)[:, 0]]
+        elif value is not None:
             tok = torch.full((n,), model.stoi[s.prefix[pos]], dtype=torch.long, device=device)
         else:
             allowed = torch.tensor([t.startswith(slot) and not t.endswith("?")
