@@ -200,6 +200,7 @@ def learning_curve(model: Any, listener: Listener, *, checkpoints: Sequence[int]
             progress(f"{listener.name}: {k} ratings, liked unsteered {row['unsteered']:.2f} "
                      f"steered {row['steered']:.2f} random {row['random']:.2f}")
     return {"listener": listener.name, "description": listener.description,
-            "expressible": listener.expressible, "ceiling": listener.ceiling, "batch": batch, "N": N, "seed": seed,
+            "expressible": listener.expressible, "ceiling": listener.ceiling, "batch": batch,
+            "N": N, "seed": seed,
             "log": str(session.log.path), "rows": rows,
             "events": len(read_events(session.log.path))}
