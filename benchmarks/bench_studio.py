@@ -11,6 +11,8 @@ Parts:
   Target (GUIDE.md): <= 250 ms on 2 cores.
 * ``step`` -- one move of the step-through slider (the plot redrawn, the partial score
   engraved). Target for a plot: <= 30 ms.
+* ``rating`` -- the rating studio (notebook 10): a 👍 click until the next tune is shown (target
+  as for ``update``), "🧠 learn" after 40 ratings, "🎯 one for me" (best of 8).
 * ``first`` -- time to first tune: from starting a fresh Jupyter kernel to the first cell of
   ``notebooks/00_start_here.ipynb`` having shown its tune (score and play button); then the
   same code in a fresh process, part by part, at torch's default thread count and at one
@@ -85,6 +87,42 @@ def bench_update(seeds: range) -> dict:
         "tokens_median": statistics.median(tokens),
         "tunes_with_score_and_audio": f"{readable}/{len(seeds)}",
     }
+
+
+def bench_rating(clicks: int = 11) -> dict:
+    """The rating studio (notebook 10): one 👍 click until the next tune is shown, one
+    "🧠 learn" after 40 scripted ratings, and one "🎯 one for me" (best of 8). Medians."""
+    import tempfile
+
+    import torch
+
+    from toolkit import load_model
+    from toolkit.lessons.rating_studio import RatingStudio
+    from toolkit.measure.listeners import LISTENERS
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    studio = RatingStudio(load_model(), Path(tempfile.mkdtemp()) / "bench.jsonl")
+    studio.rate_with(LISTENERS[0], 40, explore=True, seed=0)
+    like = []
+    for _ in range(clicks):
+        t0 = time.perf_counter()
+        studio.like.click()                      # logs, writes and engraves the next tune
+        like.append(time.perf_counter() - t0)
+    learn = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        studio.learn.click()
+        learn.append(time.perf_counter() - t0)
+    steer = []
+    for seed in range(5):
+        studio.studio.seed.value = 500 + seed
+        t0 = time.perf_counter()
+        studio.steer.click()
+        steer.append(time.perf_counter() - t0)
+    events = len(studio.session.events())
+    return {"like_click_ms": _ms(statistics.median(like)),
+            "learn_s_after_40_ratings": round(statistics.median(learn), 2),
+            "events_in_log": events, "steer_best_of_8_ms": _ms(statistics.median(steer))}
 
 
 def bench_step(moves: int = 20) -> dict:
@@ -198,7 +236,8 @@ def run_in_fresh_kernel(path: Path, first_only: bool = False) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", choices=["update", "step", "first", "memory", "all"], default="all")
+    p.add_argument("--part", choices=["update", "step", "rating", "first", "memory", "all"],
+                   default="all")
     p.add_argument("--seeds", type=int, default=11, help="seeds for the update median")
     args = p.parse_args(argv)
     os.chdir(ROOT)
@@ -207,11 +246,14 @@ def main(argv: list[str] | None = None) -> dict:
                    f"{platform.python_version()}",
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
     }
-    parts = ["update", "step", "first", "memory"] if args.part == "all" else [args.part]
+    parts = ["update", "step", "rating", "first", "memory"] if args.part == "all" \
+        else [args.part]
     if "update" in parts:
         result["update"] = bench_update(range(100, 100 + args.seeds))  # not the default seed
     if "step" in parts:
         result["step"] = bench_step()
+    if "rating" in parts:
+        result["rating"] = bench_rating()
     if "first" in parts:
         result["first_tune"] = run_in_fresh_kernel(ROOT / NOTEBOOKS[0], first_only=True)
         result["first_cell_parts"] = bench_first_cell_parts()

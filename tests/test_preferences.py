@@ -40,6 +40,7 @@ from toolkit.measure.preferences import (
     Preferences,
     RewardModel,
     feature_names,
+    tune_features,
 )
 from toolkit.measure.rating import RatingSession
 
@@ -230,10 +231,62 @@ def test_the_history_model_says_nothing_below_its_minimum_of_likes(model, tmp_pa
     prefs = Preferences.fit(read_events(log.path), model)
     assert not prefs.prediction.sure and prefs.suggest() == {}
     assert prefs.mixture() == {"meter": None, "mode": None, "style": None}
-    tunes = prefs.generate(model, 2, N=3, seed=1)        # the plain model, first candidate
+    tunes = prefs.generate(model, 2, N=3, seed=1)        # the plain model, one candidate each
     assert all(t.settings["prefs"]["steered_by"] == [] for t in tunes)
-    plain = generate(model, n=6, seed=1)
-    assert [t.tokens for t in tunes] == [plain[0].tokens, plain[3].tokens]
+    assert all(t.settings["prefs"]["of"] == 1 for t in tunes)
+    plain = generate(model, n=2, seed=1)
+    assert [t.tokens for t in tunes] == [t.tokens for t in plain]
+
+
+def test_logs_with_nothing_to_learn_fit_and_step_aside(model, tmp_path):
+    empty = Preferences.fit([], model)
+    assert empty.ready == {"reward": False, "history": False} and empty.suggest() == {}
+    log = EventLog(tmp_path / "odd.jsonl")
+    log.settings("temperature", 1.0, 1.5)                 # settings only
+    log.rate("000000000000", +1)                          # a tune this log never showed
+    foreign = ["<s>", "M:?", "K:?", "S:?", "A", "</s>"]   # liked, but no value this model knows
+    for i in range(MIN_LIKED + 1):
+        log.rate(log.tune([*foreign[:4], "ABCDE"[i], "</s>"], {"temperature": 0.0}), +1)
+    prefs = Preferences.fit(read_events(log.path), model)
+    assert prefs.reward.n == MIN_LIKED + 1 and not prefs.reward.ready     # only likes
+    assert not prefs.history.fitted and not prefs.prediction.sure        # nothing it can read
+    assert prefs.generate(model, 1, seed=0)[0].settings["prefs"]["steered_by"] == []
+
+
+def test_temperature_zero_is_read_as_zero(model):
+    names = feature_names({s: model.choices(s) for s in ("meter", "mode", "style")})
+    x = tune_features(TOKENS, {"temperature": 0.0}, {s: model.choices(s)
+                                                     for s in ("meter", "mode", "style")})
+    assert x[names.index("temperature")] == 0.0
+    x = tune_features(TOKENS, {}, {s: model.choices(s) for s in ("meter", "mode", "style")})
+    assert x[names.index("temperature")] == 1.0 / 2.5               # missing: the default
+
+
+def test_a_class_is_read_in_the_order_the_ratings_were_given(tmp_path):
+    a, b = EventLog(tmp_path / "a.jsonl", session="a"), EventLog(tmp_path / "b.jsonl",
+                                                                  session="b")
+    stamps = iter(f"2026-12-05T10:00:0{i}.000Z" for i in range(10))
+    for log, tokens in ((b, TOKENS), (a, [*TOKENS[:4], "G", "</s>"]), (b, [*TOKENS[:4], "F",
+                                                                              "</s>"])):
+        tid = tune_id(tokens)
+        for kind, fields in (("tune", {"tune": tid, "tokens": tokens, "settings": {}}),
+                             ("rate", {"tune": tid, "rating": 1})):
+            with open(log.path, "a") as f:
+                f.write(json.dumps({"v": 1, "time": next(stamps), "session": log.session,
+                                    "type": kind, **fields}) + "\n")
+    js = judgements(read_events(tmp_path))              # files: a then b; ratings: b, a, b
+    assert [j.session for j in js] == ["b", "a", "b"] and [j.order for j in js] == [0, 1, 2]
+
+
+def test_a_line_cut_off_by_a_dead_kernel_stays_apart(tmp_path):
+    log = EventLog(tmp_path / "a.jsonl")
+    tid = log.tune(TOKENS, {})
+    with open(log.path, "a") as f:
+        f.write('{"v": 1, "time": "2026')                # the kernel died mid-line
+    log.rate(tid, +1)
+    with pytest.warns(UserWarning, match="1 log line"):
+        events = read_events(log.path)
+    assert [e["type"] for e in events] == ["tune", "rate"]
 
 
 def test_fitting_is_reproducible_and_a_saved_file_loads_the_same(model, minor_log, tmp_path):
@@ -247,18 +300,21 @@ def test_fitting_is_reproducible_and_a_saved_file_loads_the_same(model, minor_lo
     assert back.prediction.mode == a.prediction.mode
     h = back.history.predict(list(events))
     assert h.mode == pytest.approx(a.prediction.mode)
-    (tmp_path / "bad.json").write_text('{"format": "something else"}')
-    with pytest.raises(ValueError, match="not a preferences file"):
-        Preferences.load(tmp_path / "bad.json")
+    for text in ('{"format": "something else"}', "[]", "not json"):
+        (tmp_path / "bad.json").write_text(text)
+        with pytest.raises(ValueError, match="not a preferences file"):
+            Preferences.load(tmp_path / "bad.json")
     with pytest.raises(FileNotFoundError, match="prefs train"):
         Preferences.load(tmp_path / "none.json")
 
 
 def test_feature_names_follow_the_model(model):
-    names = feature_names({s: model.choices(s) for s in ("meter", "mode", "style")})
+    choices = {s: model.choices(s) for s in ("meter", "mode", "style")}
+    names = feature_names(choices)
     assert "mode min" in names and "style irish" in names and "temperature" in names
     assert "repeated_bars" in names and len(names) == len(set(names))
-    assert HistoryModel({s: model.choices(s) for s in ("meter", "mode", "style")}).hidden == 16
+    assert len(tune_features(TOKENS, {}, choices)) == len(names)
+    assert not HistoryModel(choices).predict([]).sure     # untrained: it predicts nothing
 
 
 # -- a mixture through guidance ----------------------------------------------------------------
@@ -284,6 +340,9 @@ def test_a_session_logs_moves_before_the_tune_they_wrote(model, tmp_path):
         s.steered()
     with pytest.raises(ValueError, match="unknown setting 'volume'"):
         s.write(volume=11)
+    with pytest.raises(ValueError, match="temperature"):
+        s.write(temperature=-1)                           # refused before it is logged
+    assert s.events() == [] and s.settings["temperature"] == 1.0
     s.write(temperature=0.7, seed=5)
     s.play()
     s.skip()
@@ -320,11 +379,19 @@ def test_a_studio_error_goes_to_the_status_line(model, tmp_path):
     assert "no suggestion yet" in studio.status.value
 
 
-def test_shuffled_ratings_keep_the_count_of_likes(model, minor_log):
+def test_shuffled_ratings_move_with_their_scale(model, minor_log, tmp_path):
     events = read_events(minor_log)
     fake = shuffled(events, seed=1)
     assert sum(e.get("rating") == 1 for e in fake) == sum(e.get("rating") == 1 for e in events)
     assert [e["type"] for e in fake] == [e["type"] for e in events]
+    assert [e.get("rating") for e in fake] != [e.get("rating") for e in events]
+    log = EventLog(tmp_path / "mixed.jsonl")
+    for i in range(12):
+        tid = log.tune([*TOKENS[:4], "ABCDEFGabcde"[i], "</s>"], {})
+        log.rate(tid, 5, stars=True) if i % 2 else log.rate(tid, -1)
+    for seed in range(5):
+        for e in shuffled(read_events(log.path), seed):
+            check_event(e)                               # a 5 never lands on a thumbs event
 
 
 def test_a_learning_curve_has_every_checkpoint_and_its_columns(model, tmp_path):

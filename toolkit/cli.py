@@ -274,7 +274,7 @@ def _generate(args: argparse.Namespace) -> int:
                 tunes = prefs.generate(
                     model, args.n, N=args.best_of, seed=s["seed"], max_tokens=args.max_tokens,
                     temperature=s["temperature"] if args.temperature else None,
-                    top_p=s["top_p"]) if prefs is not None else \
+                    top_p=s["top_p"], key=args.key) if prefs is not None else \
                     generate(model, n=args.n, seed=s["seed"], meter=args.meter,
                                  mode=args.mode, style=args.style, prime=args.prime,
                                  max_tokens=args.max_tokens, sampler=s["chain"],
@@ -300,6 +300,13 @@ def _generate(args: argparse.Namespace) -> int:
                                      "problems": row["problems"]})
                 run.update(files=files, validity=validity,
                            valid_share=sum(v["valid"] for v in validity) / len(validity))
+                if prefs is not None:  # what steering used, not the grid's defaults
+                    run.update(temperature=tunes[0].settings["temperature"],
+                               sampler=f"best of {tunes[0].settings['prefs']['of']} by the "
+                                       f"reward model; {tunes[0].settings['sampler']}",
+                               meter=tunes[0].settings["meter"], mode=tunes[0].settings["mode"],
+                               style=tunes[0].settings["style"],
+                               guidance=tunes[0].settings["guidance"])
                 status = f"{run['valid_share']:.0%} valid"
             except ValueError as err:  # a setting that fails is logged, not fatal, in a sweep
                 if len(plan) == 1:

@@ -1350,8 +1350,9 @@ def plot_reward_weights(weights: dict[str, float], *, top: int = 10, ax: Axes | 
     """The ``top`` largest weights (name -> weight, as from ``RewardModel.weights()``) as
     horizontal bars: blue pushes towards "like", vermillion towards "dislike"."""
     items = sorted(weights.items(), key=lambda kv: -abs(kv[1]))[:top]
-    if not items:
-        raise ValueError("weights is empty: fit the reward model on some ratings first")
+    if not items or not any(v for _, v in items):
+        raise ValueError("weights is empty or all 0: the reward model has learned nothing yet "
+                         "(it needs likes and dislikes among at least 6 judged tunes)")
     ax = _axes(ax, figsize)
     names, values = zip(*items, strict=True)
     y = np.arange(len(items))
@@ -1377,6 +1378,8 @@ def plot_learning_curves(summaries: Sequence[dict], *, ncols: int = 3,
     ``benchmarks/preferences.py``."""
     if not summaries:
         raise ValueError("summaries is empty: give at least one listener's curve")
+    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"ncols must be an integer >= 1, got {ncols!r}")
     nrows = -(-len(summaries) // ncols)
     ncols = min(ncols, len(summaries))
     fig, axes = new_figure(nrows, ncols, figsize=figsize or (4.6 * ncols, 3.9 * nrows),

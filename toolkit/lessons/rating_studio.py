@@ -35,6 +35,7 @@ import numpy as np
 from toolkit.lessons import plots
 from toolkit.lessons.studio import Settings, TuneStudio
 from toolkit.lessons.views import FigureView, status_html
+from toolkit.measure.interactions import judgements
 from toolkit.measure.preferences import MIN_LIKED, MIN_RATINGS, SLOTS, Preferences
 from toolkit.measure.rating import DEFAULTS, RatingSession
 
@@ -89,6 +90,7 @@ class RatingStudio:
                                          title="what you will like next: not learned yet")
         self.view.refresh()
         self.ratings, self.liked = 0, 0
+        self._count()                     # a log that already holds ratings counts them
 
         # the tune studio; every tune it writes is logged with the controls that wrote it
         self.studio = TuneStudio(model, settings, width=width)
@@ -124,13 +126,15 @@ class RatingStudio:
         self.player.value = ""
 
     def _judge(self, kind: str, rating: int | None = None) -> None:
+        if self.studio.tune is not self.session.tune:
+            raise ValueError("the tune on screen was not logged (see the status line above); "
+                             "write a new one (move the seed) before judging")
         if kind == "rate":
             self.session.rate(rating)
         else:
             getattr(self.session, kind)()
         liked = kind == "keep" or (kind == "rate" and rating > 0)
-        self.ratings += 1
-        self.liked += liked
+        self._count()
         word = {"rate": "liked" if liked else "not for you", "keep": "kept",
                 "skip": "skipped"}[kind]
         self.status.value = status_html("📝", f"Tune {self.session.tune_id}: {word}. "
@@ -139,6 +143,11 @@ class RatingStudio:
         self._say_info()
         if self.advance:
             self.next_tune()
+
+    def _count(self) -> None:
+        """Judged and liked tunes, as the log says (a tune judged twice counts once)."""
+        js = judgements(self.session.events())
+        self.ratings, self.liked = len(js), sum(j.liked for j in js)
 
     def _play(self) -> None:
         tune = self.studio.tune

@@ -1,9 +1,9 @@
 """The listener's log: every interaction with the rating studio, one JSON object per line.
 
 A log is a plain file the student owns (JSON Lines, appended as they go: Ctrl-C or a dead kernel
-loses at most the line being written). Nothing leaves the machine and nothing names the person:
-a session is a random id. A class merges its logs by putting the files in one folder and reading
-the folder.
+loses at most the line being written, and the next event starts a line of its own). Nothing
+leaves the machine and nothing names the person: a session is a random id. A class merges its
+logs by putting the files in one folder and reading the folder.
 
 Schema (version 1). Every line holds::
 
@@ -40,6 +40,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -124,8 +125,13 @@ class EventLog:
         event = check_event({"v": VERSION, "time": _now(), "session": self.session,
                              "type": kind, **fields})
         line = json.dumps(event, ensure_ascii=False, default=_jsonable)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        with open(self.path, "a+b") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell():                  # a line cut off by a dead kernel stays its own line
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    line = "\n" + line
+            f.write((line + "\n").encode("utf-8"))
         return event
 
     def tune(self, tokens: Sequence[str], settings: Mapping[str, Any], *,
@@ -219,7 +225,7 @@ def sessions(events: Iterable[dict]) -> dict[str, list[dict]]:
 @dataclass(frozen=True)
 class Judgement:
     """A tune the listener judged: its tokens and settings, ``liked`` (True/False) and the
-    position of the judgement in its session's events (``order``: later = more recent)."""
+    position of the judgement among all judgements by time (``order``: later = more recent)."""
 
     tune: str
     tokens: tuple[str, ...]
@@ -245,14 +251,16 @@ def liking(event: dict) -> bool | None:
 
 
 def judgements(events: Iterable[dict]) -> list[Judgement]:
-    """Every judged tune, once, with the listener's last judgement of it, oldest first.
+    """Every judged tune with the last judgement of it, once per session, oldest first.
 
-    A rating or keep/skip of a tune the log never showed (no ``tune`` event) is left out.
+    "Oldest first" is by the judgement's timestamp, so a class's merged logs interleave as the
+    ratings were given (``order`` counts judgements in that order). A rating or keep/skip of a
+    tune the log never showed (no ``tune`` event) is left out.
     """
     shown: dict[str, dict] = {}
-    last: dict[tuple[str, str], Judgement] = {}
+    last: dict[tuple[str, str], tuple[str, Judgement]] = {}
     for session, evs in sessions(events).items():
-        for i, e in enumerate(evs):
+        for e in evs:
             if e["type"] == "tune":
                 shown[e["tune"]] = e
             liked = liking(e)
@@ -260,9 +268,10 @@ def judgements(events: Iterable[dict]) -> list[Judgement]:
                 continue
             t = shown[e["tune"]]
             last.pop((session, e["tune"]), None)   # re-judged: it moves to the end
-            last[(session, e["tune"])] = Judgement(e["tune"], tuple(t["tokens"]),
-                                                   dict(t["settings"]), liked, i, session)
-    return list(last.values())
+            last[(session, e["tune"])] = (str(e["time"]), Judgement(
+                e["tune"], tuple(t["tokens"]), dict(t["settings"]), liked, 0, session))
+    ordered = sorted(last.values(), key=lambda tj: tj[0])      # stable: ties keep log order
+    return [dataclasses.replace(j, order=i) for i, (_, j) in enumerate(ordered)]
 
 
 def until_judged(events: Sequence[dict], k: int) -> Events:

@@ -139,10 +139,14 @@ def shuffled(events: Sequence[dict], seed: int = 0) -> Events:
     steering learns from: the same tunes, the same number of likes, no taste)."""
     rng = np.random.default_rng(seed)
     rate = [i for i, e in enumerate(events) if e["type"] == "rate"]
-    values = [events[i]["rating"] for i in rate]
+    values = [(events[i]["rating"], events[i].get("scale")) for i in rate]  # with its scale
     out = [dict(e) for e in events]
-    for i, v in zip(rate, rng.permutation(values), strict=True):
-        out[i]["rating"] = int(v)
+    for i, j in zip(rate, rng.permutation(len(values)), strict=True):
+        rating, scale = values[j]
+        out[i]["rating"] = rating
+        out[i].pop("scale", None)
+        if scale is not None:
+            out[i]["scale"] = scale
     return Events(out)
 
 
@@ -157,6 +161,9 @@ def learning_curve(model: Any, listener: Listener, *, checkpoints: Sequence[int]
                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The share of a batch the listener likes after each number of ratings in ``checkpoints``.
 
+    The log is ``folder/<listener>_seed<seed>.jsonl`` (a temporary folder by default); a log of
+    that name is replaced, so every call starts a fresh history.
+
     Rating phase: the listener hears tunes written from :func:`explore_settings` through a
     :class:`RatingSession` (every control it moves and every tune is logged) and rates each one
     (a draw from its taste). At each checkpoint the preference models are fitted on the log, and
@@ -168,9 +175,11 @@ def learning_curve(model: Any, listener: Listener, *, checkpoints: Sequence[int]
     """
     rng = np.random.default_rng(seed)
     folder = Path(folder or tempfile.mkdtemp())
-    session = RatingSession(model, folder / f"{listener.name.replace(' ', '_')}.jsonl",
-                            session=f"sim{seed}")
-    rows, given = [], 0
+    log = folder / f"{listener.name.replace(' ', '_')}_seed{seed}.jsonl"
+    log.unlink(missing_ok=True)                 # a fresh history, never an earlier run's
+    session = RatingSession(model, log, session=f"sim{seed}")
+    unsteered = _unsteered(model, np.random.default_rng(10_000 + seed), batch)  # one batch, judged
+    rows, given = [], 0                                                        # at each checkpoint
     for k in sorted(checkpoints):
         while given < k:
             tune = session.write(**explore_settings(model, rng))
@@ -182,9 +191,9 @@ def learning_curve(model: Any, listener: Listener, *, checkpoints: Sequence[int]
         prefs = Preferences.fit(events, model, seed=seed)
         fit_seconds = time.perf_counter() - t0
         fake = Preferences.fit(shuffled(events, seed), model, seed=seed)
-        eval_seed = 10_000 + seed   # the same unsteered batch at every checkpoint
+        eval_seed = 10_000 + seed
         batches = {
-            "unsteered": _unsteered(model, np.random.default_rng(eval_seed), batch),
+            "unsteered": unsteered,
             "steered": prefs.generate(model, batch, N=N, seed=eval_seed),
             "random": fake.generate(model, batch, N=N, seed=eval_seed),
         }

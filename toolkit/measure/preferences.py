@@ -84,7 +84,8 @@ def tune_features(tokens: Sequence[str], settings: Mapping[str, Any],
     head = _header(tokens)
     onehot = [float(head[slot] == v) for slot in SLOTS for v in choices[slot]]
     defaults = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0}
-    knobs = [float(settings.get(k, defaults[k]) or defaults[k]) / SCALES[k] for k in SCALES]
+    values = {k: _number(settings.get(k)) for k in SCALES}
+    knobs = [(defaults[k] if values[k] is None else values[k]) / SCALES[k] for k in SCALES]
     m = tune_metrics(tokens)
     return np.array(onehot + knobs + [float(m[k]) / s for k, s in METRICS.items()])
 
@@ -261,6 +262,7 @@ class HistoryModel(nn.Module):
         self.lstm = nn.LSTM(width, hidden, batch_first=True)
         self.heads = nn.ModuleDict({s: nn.Linear(hidden, len(v)) for s, v in self.choices.items()})
         self.temperature = nn.Linear(hidden, 1)
+        self.fitted = False         # True once trained on at least one liked tune it can read
 
     # -- events -> tensors ----------------------------------------------------------------
     def encode(self, events: Sequence[dict]) -> dict[str, torch.Tensor]:
@@ -296,11 +298,12 @@ class HistoryModel(nn.Module):
     def _targets(self, events: Sequence[dict]) -> dict[str, torch.Tensor]:
         """For each event, the next liked tune's slot indices (-1: none) and temperature."""
         shown: dict[str, dict] = {}
+        final = {j.tune: j.liked for j in judgements(events)}   # the last judgement counts
         liked_at: list[tuple[int, dict]] = []
         for i, e in enumerate(events):
             if e["type"] == "tune":
                 shown[e["tune"]] = e
-            if liking(e) and e["tune"] in shown:
+            if liking(e) and final.get(e["tune"]) and e["tune"] in shown:
                 liked_at.append((i, shown[e["tune"]]))
         T = len(events)
         out = {s: torch.full((T,), -1) for s in SLOTS}
@@ -333,6 +336,7 @@ class HistoryModel(nn.Module):
         data = [(self.encode(h), self._targets(h)) for h in histories if h]
         data = [(x, y) for x, y in data if any(bool((y[s] >= 0).any()) for s in SLOTS)]
         losses: list[float] = []
+        self.fitted = bool(data)
         if not data:
             return losses
         with torch.random.fork_rng():
@@ -367,7 +371,7 @@ class HistoryModel(nn.Module):
     def predict(self, events: Sequence[dict]) -> Prediction:
         """What the listener will want next, after ``events`` (one session's, in order)."""
         n_liked = sum(1 for j in judgements(events) if j.liked)
-        if n_liked < MIN_LIKED or not events:
+        if n_liked < MIN_LIKED or not events or not self.fitted:
             return Prediction(n_liked=n_liked)
         self.eval()
         out = self(self.encode(events))
@@ -382,7 +386,7 @@ class HistoryModel(nn.Module):
 
     def config(self) -> dict:
         return {"choices": self.choices, "hidden": self.hidden, "embed": self.embed_dim,
-                "dropout": self.dropout_p}
+                "dropout": self.dropout_p, "fitted": self.fitted}
 
 
 def _number(v: Any) -> float | None:
@@ -395,7 +399,8 @@ def _number(v: Any) -> float | None:
 
 class Preferences:
     """The reward model and the history model of one listener (or one class), fitted from a
-    log; the history model's ``prediction`` is for the session with the most recent events."""
+    log; the history model's ``prediction`` is for the session whose last event is the most
+    recent."""
 
     def __init__(self, reward: RewardModel, history: HistoryModel, prediction: Prediction,
                  n_events: int = 0):
@@ -415,7 +420,7 @@ class Preferences:
         history = HistoryModel(choices)
         by_session = sessions(events)
         history.fit(list(by_session.values()), steps=steps, seed=seed)
-        latest = list(by_session.values())[-1] if by_session else []
+        latest = max(by_session.values(), key=lambda evs: str(evs[-1]["time"]), default=[])
         return cls(reward, history, history.predict(latest), len(events))
 
     # -- what it says ---------------------------------------------------------------------
@@ -460,32 +465,35 @@ class Preferences:
 
     def generate(self, model: Any, n: int = 1, *, N: int = 8, seed: int | None = None,
                  guidance: float = 1.5, explore: float = 0.1, max_tokens: int = 256,
-                 temperature: float | None = None, top_p: float = 1.0) -> list:
+                 temperature: float | None = None, top_p: float = 1.0, key: str = "D") -> list:
         """``n`` tunes steered by both models: ``N`` candidates each, whose meter, mode and style
         are drawn from :meth:`mixture` (with classifier-free ``guidance`` towards the style) at the
         expected temperature, and the candidate the reward model likes best is kept.
 
         A model that is not ready steps aside: no mixture (the model chooses), temperature 1 (or
-        ``temperature``), and the first candidate instead of the best. Each tune's
+        ``temperature``), and one candidate per tune instead of the best of ``N``. Each tune's
         ``settings["prefs"]`` records its P(like), its rank among the candidates and what
         steered it.
         """
         from toolkit.lm import sampling as S
         from toolkit.lm.generation import generate
 
-        for name, value, lo in (("n", n, 1), ("N", N, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-                raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+        for name, value in (("n", n), ("N", N)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not self.reward.ready:
+            N = 1                   # nothing to rank by: one candidate per tune is enough
+        if n * N > 4096:
+            raise ValueError(f"n × N must be at most 4096 tunes per batch, got {n} × {N}")
         mix = self.mixture(explore)
         t = temperature if temperature is not None else (self.prediction.temperature or 1.0)
-        t = float(min(max(t, 0.05), 2.5))
         style = mix["style"]
         candidates = generate(model, n=n * N, seed=seed, meter=mix["meter"], mode=mix["mode"],
                               style=style, guidance=guidance if style else None,
-                              max_tokens=max_tokens,
+                              max_tokens=max_tokens, key=key,
                               sampler=S.temperature_first(temperature=t, top_p=top_p))
         for c in candidates:
-            c.settings.update(temperature=t, top_p=top_p)
+            c.settings.update(temperature=t, top_p=top_p, top_k=0, min_p=0.0)
         scores = self.p_like(candidates) if self.reward.ready else np.full(len(candidates), .5)
         out = []
         for i in range(n):
@@ -526,25 +534,29 @@ class Preferences:
                                     f"`python -m toolkit prefs train LOGDIR`)")
         try:
             state = json.loads(path.read_text())
-            if state.get("format") != "folk-sampler-preferences":
+            if not isinstance(state, dict) or state.get("format") != "folk-sampler-preferences":
                 raise ValueError("not a preferences file")
             cfg = state["history"]["config"]
             history = HistoryModel(cfg["choices"], cfg["hidden"], cfg["embed"], cfg["dropout"])
             history.load_state_dict({k: torch.tensor(v)
                                      for k, v in state["history"]["weights"].items()})
+            history.fitted = bool(cfg.get("fitted", True))
             history.eval()
             reward = RewardModel.from_state(state["reward"])
             prediction = Prediction(**state["prediction"])
-        except (ValueError, KeyError, TypeError, RuntimeError) as err:
+        except (ValueError, KeyError, TypeError, AttributeError, RuntimeError) as err:
             raise ValueError(f"{str(path)!r} is not a preferences file written by "
                              f"Preferences.save ({type(err).__name__}: {err})") from None
         return cls(reward, history, prediction, int(state.get("n_events", 0)))
 
     def check_model(self, model: Any) -> None:
         """A ValueError when ``model`` knows other meters, modes or styles than these models."""
-        if _choices(model) != self.history.choices:
-            raise ValueError("these preferences were learned for a model with other "
-                             "conditioning values; fit them again for this model")
+        mine = _choices(model)
+        for slot in SLOTS:
+            if mine[slot] != self.history.choices[slot]:
+                raise ValueError(f"these preferences were learned for a model whose {slot} "
+                                 f"values are {self.history.choices[slot]}; this model knows "
+                                 f"{mine[slot]}: fit them again for this model")
 
     def __repr__(self) -> str:
         r = self.ready

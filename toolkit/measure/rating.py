@@ -59,19 +59,25 @@ class RatingSession:
                 self.settings[name] = new
 
     def write(self, **settings: Any) -> Any:
-        """Move the controls given, write the tune the settings describe and show it."""
+        """Move the controls given, write the tune the settings describe and show it (a bad
+        value raises ValueError naming it, and nothing is logged)."""
         from toolkit.lm import sampling as S
-        from toolkit.lm.generation import generate
+        from toolkit.lm.generation import check_settings, generate
         from toolkit.lm.threads import one_thread
 
-        self.change(**settings)
-        s = self.settings
+        s = {**self.settings, **settings}
+        unknown = sorted(set(settings) - set(DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown setting {unknown[0]!r}; known: {', '.join(DEFAULTS)}")
         chain = S.temperature_first(temperature=s["temperature"], top_k=s["top_k"],
                                     top_p=s["top_p"], min_p=s["min_p"])
+        constrain = "grammar" if s.get("grammar") else None
+        check_settings(self.model, 1, s["seed"], s["meter"], s["mode"], s["style"], None, 256,
+                       chain, None, None, "D", True, constrain)   # a bad value is never logged
+        self.change(**settings)
         with one_thread():
             tune = generate(self.model, n=1, seed=s["seed"], meter=s["meter"], mode=s["mode"],
-                            style=s["style"], sampler=chain,
-                            constrain="grammar" if s.get("grammar") else None)[0]
+                            style=s["style"], sampler=chain, constrain=constrain)[0]
         tune.settings.update({k: s[k] for k in ("temperature", "top_k", "top_p", "min_p")})
         self.show(tune)
         return tune
@@ -80,9 +86,10 @@ class RatingSession:
              steered: bool = False) -> str:
         """Log a tune that is now shown (written elsewhere: the studio, or steering)."""
         s = {**self.settings, **(settings or {})}
-        if steered and tune.settings.get("prefs"):
-            s["prefs"] = tune.settings["prefs"]
-            s["temperature"] = tune.settings.get("temperature", s["temperature"])
+        if steered:  # what steering used, not the controls: its chain, conditioning and pick
+            s.update({k: tune.settings[k] for k in ("temperature", "top_k", "top_p", "min_p",
+                                                    "seed", "meter", "mode", "style", "prefs")
+                      if k in tune.settings})
         self.tune, self.tune_id = tune, self.log.tune(tune.tokens, s, steered=steered)
         return self.tune_id
 
