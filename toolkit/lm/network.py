@@ -41,6 +41,7 @@ from torch import nn
 
 from toolkit.music.tokens import (
     BOS,
+    SLOTS,
     UNKNOWN_METER,
     UNKNOWN_MODE,
     UNKNOWN_STYLE,
@@ -131,7 +132,7 @@ class Network(nn.Module):
 
     def choices(self, name: str) -> list[str]:
         """The values the model knows for ``meter``, ``mode`` or ``style`` (from the data)."""
-        prefix = {"meter": "M:", "mode": "K:", "style": "S:"}[name]
+        prefix = SLOTS[name]
         return [t[2:] for t in self.vocab if t.startswith(prefix) and not t.endswith("?")]
 
     @torch.no_grad()

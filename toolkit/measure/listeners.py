@@ -25,8 +25,9 @@ import numpy as np
 
 from toolkit.measure.interactions import Events, read_events
 from toolkit.measure.metrics import distinct_n, tune_metrics
-from toolkit.measure.preferences import Preferences, _header
+from toolkit.measure.preferences import Preferences
 from toolkit.measure.rating import RatingSession
+from toolkit.music.tokens import conditioning_of
 
 __all__ = ["Listener", "LISTENERS", "HELD_OUT", "explore_settings", "learning_curve",
            "shuffled", "CHECKPOINTS"]
@@ -62,11 +63,11 @@ class Listener:
 
 
 def _mode(tokens):
-    return _header(tokens)["mode"]
+    return conditioning_of(tokens)["mode"]
 
 
 def _meter(tokens):
-    return _header(tokens)["meter"]
+    return conditioning_of(tokens)["meter"]
 
 
 def _minor_jigs(tokens, settings, n):
@@ -93,7 +94,7 @@ def _changes_mind(tokens, settings, n):
 
 
 def _celtic_in_scale(tokens, settings, n):
-    style = _header(tokens)["style"]
+    style = conditioning_of(tokens)["style"]
     ok = style in ("irish", "scottish") and tune_metrics(tokens)["scale_consistency"] >= 0.95
     return 0.9 if ok else 0.1
 

@@ -42,6 +42,7 @@ from torch import nn
 
 from toolkit.measure.interactions import TYPES, judgements, liking, sessions
 from toolkit.measure.metrics import tune_metrics
+from toolkit.music.tokens import SLOTS, conditioning_of
 
 __all__ = ["tune_features", "feature_names", "RewardModel", "HistoryModel", "Prediction",
            "Preferences", "MIN_RATINGS", "MIN_LIKED", "SLOTS"]
@@ -52,23 +53,12 @@ MIN_RATINGS = 6
 MIN_LIKED = 3
 #: The history model's distributions are shrunk towards uniform by a prior worth this many likes.
 PRIOR_LIKES = 2.0
-#: The conditioning slots and their token prefixes.
-SLOTS = {"meter": "M:", "mode": "K:", "style": "S:"}
 #: Slider scales: a value divided by its scale lies in [0, 1] (the studio's ranges).
 SCALES = {"temperature": 2.5, "top_k": 60.0, "top_p": 1.0, "min_p": 0.5}
 #: The metrics the reward model reads, each divided by a scale that puts it near [0, 1].
 METRICS = {"repeated_bars": 1.0, "repeats_a_section": 1.0, "valid": 1.0,
            "scale_consistency": 1.0, "pitch_range": 12.0, "n_notes": 100.0,
            "pitch_class_entropy": 3.585, "groove_consistency": 1.0, "empty_beat_rate": 1.0}
-
-
-def _header(tokens: Sequence[str]) -> dict[str, str | None]:
-    """The tune's meter, mode and style as written in its first tokens (None when unknown)."""
-    out: dict[str, str | None] = {}
-    for slot, prefix in SLOTS.items():
-        tok = next((t for t in tokens[:4] if t.startswith(prefix)), None)
-        out[slot] = None if tok is None or tok.endswith("?") else tok[2:]
-    return out
 
 
 def feature_names(choices: Mapping[str, Sequence[str]]) -> list[str]:
@@ -81,7 +71,7 @@ def tune_features(tokens: Sequence[str], settings: Mapping[str, Any],
                   choices: Mapping[str, Sequence[str]]) -> np.ndarray:
     """The tune's features, in :func:`feature_names` order: one-hot conditioning (from its
     header), the sampler settings (scaled to [0, 1]) and its metrics (scaled near [0, 1])."""
-    head = _header(tokens)
+    head = conditioning_of(tokens)
     onehot = [float(head[slot] == v) for slot in SLOTS for v in choices[slot]]
     defaults = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0}
     values = {k: _number(settings.get(k)) for k in SCALES}
@@ -274,7 +264,7 @@ class HistoryModel(nn.Module):
                 shown[e["tune"]] = e
             kinds.append(_KINDS.index(e["type"]))
             tune = shown.get(e.get("tune", ""))
-            head = _header(tune["tokens"]) if tune else {s: None for s in SLOTS}
+            head = conditioning_of(tune["tokens"]) if tune else {s: None for s in SLOTS}
             knobs = dict(tune["settings"]) if tune else {}
             direction = [0.0] * len(_KNOBS)
             if e["type"] == "settings":
@@ -315,7 +305,7 @@ class HistoryModel(nn.Module):
             if j == len(liked_at):
                 break
             tune = liked_at[j][1]
-            head = _header(tune["tokens"])
+            head = conditioning_of(tune["tokens"])
             for s in SLOTS:
                 if head[s] in self.choices[s]:
                     out[s][i] = self.choices[s].index(head[s])

@@ -40,7 +40,8 @@ from toolkit.music.symbols import LENGTH, NOTE, SYMBOL
 
 __all__ = [
     "ABCSyntaxError", "Event", "UnknownTokenError", "BOS", "EOS", "MODES", "UNKNOWN_METER",
-    "UNKNOWN_MODE", "UNKNOWN_STYLE", "bar_length", "check_fragment", "decode", "display_key",
+    "UNKNOWN_MODE", "UNKNOWN_STYLE", "SLOTS", "conditioning_of", "bar_length", "check_fragment",
+    "decode", "display_key",
     "encode",
     "encode_fragment", "events", "Clock", "START", "advance",
     "is_bar", "is_duration", "is_pitch", "midi_pitch", "parse_duration", "parse_key",
@@ -50,6 +51,8 @@ __all__ = [
 
 BOS, EOS = "<s>", "</s>"
 UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE = "M:?", "K:?", "S:?"
+#: The conditioning slots of a tune's opening tokens and the prefix of each slot's tokens.
+SLOTS = {"meter": "M:", "mode": "K:", "style": "S:"}
 UNIT = Fraction(1, 8)  # every tune is written with L:1/8
 
 # mode name -> (token suffix, fifths relative to the major key on the same tonic)
@@ -775,6 +778,19 @@ def events(tokens: Sequence[str]) -> Iterator[Event]:
         clock = advance(clock, tok)
     if pending is not None:
         yield finished()
+
+
+def conditioning_of(tokens: Sequence[str]) -> dict[str, str | None]:
+    """The meter, mode and style a tune's opening tokens state (None where unknown, ``?``).
+
+    >>> conditioning_of(["<s>", "M:6/8", "K:min", "S:?", "A", "</s>"])
+    {'meter': '6/8', 'mode': 'min', 'style': None}
+    """
+    out: dict[str, str | None] = {}
+    for slot, prefix in SLOTS.items():
+        tok = next((t for t in tokens[:4] if t.startswith(prefix)), None)
+        out[slot] = None if tok is None or tok.endswith("?") else tok[len(prefix):]
+    return out
 
 
 def bar_length(meter_token: str) -> Fraction | None:
