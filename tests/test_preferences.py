@@ -362,6 +362,13 @@ def test_the_rating_studio_is_driven_by_its_buttons(model, tmp_path):
     assert {"name": "mode", "old": None, "new": "min"}.items() <= \
         next(e for e in studio.session.events() if e.get("name") == "mode").items()
     assert studio.liked == sum(judged) and "12 judged" in studio.status.value
+    shown = studio.studio.tune
+    studio.rate_with(MINOR, 2, seed=3, explore=True)     # moves the controls itself
+    assert studio.studio.tune is not shown and studio.ratings == 14
+    assert studio.studio.tune.tokens not in [e["tokens"] for e in studio.session.events()
+                                             if e["type"] == "tune"][:-1]   # not judged yet
+    studio.like.click()                                  # a person's click: a fresh tune
+    assert studio.ratings == 15
     studio.learn.click()
     assert "Learned in" in studio.status.value and not studio.steer.disabled
     assert studio.apply.disabled is (not studio.session.prefs.prediction.sure)

@@ -228,8 +228,8 @@ class RatingStudio:
         tunes by clicking the buttons: ▶ play, then 👍 or 👎 (a draw from its taste), which
         moves on to the next seed. With ``explore=True`` it first moves the controls as a
         student exploring would (:func:`toolkit.measure.listeners.explore_settings`: the
-        temperature, the three menus and the seed), one tune per judgement. Returns its
-        judgements."""
+        temperature, the three menus and the seed), one tune per judgement. Either way the
+        studio then shows a tune nobody has judged yet. Returns its judgements."""
         from toolkit.measure.listeners import explore_settings
 
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
@@ -250,6 +250,8 @@ class RatingStudio:
                 out.append(liked)
         finally:
             self.advance = True
+        if explore and n:
+            self.next_tune()          # as after any judgement: a fresh tune waits to be judged
         return out
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
