@@ -89,8 +89,8 @@ class RatingStudio:
         self.plot = plots.PredictionPlot(axes, choices, {s: None for s in SLOTS},
                                          title="what you will like next: not learned yet")
         self.view.refresh()
-        self.ratings, self.liked = 0, 0
-        self._count()                     # a log that already holds ratings counts them
+        # the last judgement of each (session, tune); a log that already holds ratings counts
+        self._judged = {(j.session, j.tune): j.liked for j in judgements(self.session.events())}
 
         # the tune studio; every tune it writes is logged with the controls that wrote it
         self.studio = TuneStudio(model, settings, width=width)
@@ -119,9 +119,7 @@ class RatingStudio:
             self.status.value = status_html("⚠️", f"{type(err).__name__}: {err}", "#b22")
 
     def _tune_written(self, tune: Any, settings: Settings) -> None:
-        logged = _logged(settings)
-        tune.settings.update({k: logged[k] for k in ("temperature", "top_k", "top_p", "min_p")})
-        self.session.change(**logged)
+        self.session.change(**_logged(settings))
         self.session.show(tune)
         self.player.value = ""
 
@@ -134,7 +132,9 @@ class RatingStudio:
         else:
             getattr(self.session, kind)()
         liked = kind == "keep" or (kind == "rate" and rating > 0)
-        self._count()
+        key = (self.session.log.session, self.session.tune_id)
+        self._judged.pop(key, None)                 # judged again: the last judgement counts
+        self._judged[key] = liked
         word = {"rate": "liked" if liked else "not for you", "keep": "kept",
                 "skip": "skipped"}[kind]
         self.status.value = status_html("📝", f"Tune {self.session.tune_id}: {word}. "
@@ -144,10 +144,15 @@ class RatingStudio:
         if self.advance:
             self.next_tune()
 
-    def _count(self) -> None:
-        """Judged and liked tunes, as the log says (a tune judged twice counts once)."""
-        js = judgements(self.session.events())
-        self.ratings, self.liked = len(js), sum(j.liked for j in js)
+    @property
+    def ratings(self) -> int:
+        """Tunes judged, as the log says (a tune judged twice counts once)."""
+        return len(self._judged)
+
+    @property
+    def liked(self) -> int:
+        """Of those, the tunes whose last judgement was a like (or a keep)."""
+        return sum(self._judged.values())
 
     def _play(self) -> None:
         tune = self.studio.tune

@@ -23,13 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.measure.interactions import Events, read_events
+from toolkit.measure.interactions import Events
 from toolkit.measure.metrics import distinct_n, tune_metrics
 from toolkit.measure.preferences import Preferences
 from toolkit.measure.rating import RatingSession
 from toolkit.music.tokens import conditioning_of
 
-__all__ = ["Listener", "LISTENERS", "HELD_OUT", "explore_settings", "learning_curve",
+__all__ = ["Listener", "LISTENERS", "HELD_OUT", "explore_settings", "exploring_batch",
+           "learning_curve",
            "shuffled", "CHECKPOINTS"]
 
 CHECKPOINTS = (0, 5, 10, 20, 40)
@@ -151,8 +152,10 @@ def shuffled(events: Sequence[dict], seed: int = 0) -> Events:
     return Events(out)
 
 
-def _unsteered(model: Any, rng: np.random.Generator, n: int) -> list:
-    """``n`` tunes from exploration settings (one generation each)."""
+def exploring_batch(model: Any, n: int, seed: int = 0) -> list:
+    """``n`` unsteered tunes: each written by a :class:`RatingSession` from
+    :func:`explore_settings` (seeded), as a student moving the controls at random hears them."""
+    rng = np.random.default_rng(seed)
     session = RatingSession(model, Path(tempfile.mkdtemp()) / "unsteered.jsonl")
     return [session.write(**explore_settings(model, rng)) for _ in range(n)]
 
@@ -179,8 +182,9 @@ def learning_curve(model: Any, listener: Listener, *, checkpoints: Sequence[int]
     log = folder / f"{listener.name.replace(' ', '_')}_seed{seed}.jsonl"
     log.unlink(missing_ok=True)                 # a fresh history, never an earlier run's
     session = RatingSession(model, log, session=f"sim{seed}")
-    unsteered = _unsteered(model, np.random.default_rng(10_000 + seed), batch)  # one batch, judged
-    rows, given = [], 0                                                        # at each checkpoint
+    eval_seed = 10_000 + seed
+    unsteered = exploring_batch(model, batch, eval_seed)   # one batch, judged at each checkpoint
+    rows, given, events = [], 0, []
     for k in sorted(checkpoints):
         while given < k:
             tune = session.write(**explore_settings(model, rng))
@@ -192,7 +196,6 @@ def learning_curve(model: Any, listener: Listener, *, checkpoints: Sequence[int]
         prefs = Preferences.fit(events, model, seed=seed)
         fit_seconds = time.perf_counter() - t0
         fake = Preferences.fit(shuffled(events, seed), model, seed=seed)
-        eval_seed = 10_000 + seed
         batches = {
             "unsteered": unsteered,
             "steered": prefs.generate(model, batch, N=N, seed=eval_seed),
@@ -212,5 +215,4 @@ def learning_curve(model: Any, listener: Listener, *, checkpoints: Sequence[int]
     return {"listener": listener.name, "description": listener.description,
             "expressible": listener.expressible, "ceiling": listener.ceiling, "batch": batch,
             "N": N, "seed": seed,
-            "log": str(session.log.path), "rows": rows,
-            "events": len(read_events(session.log.path))}
+            "log": str(session.log.path), "rows": rows, "events": len(events)}

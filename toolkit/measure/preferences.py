@@ -45,7 +45,7 @@ from toolkit.measure.metrics import tune_metrics
 from toolkit.music.tokens import SLOTS, conditioning_of
 
 __all__ = ["tune_features", "feature_names", "RewardModel", "HistoryModel", "Prediction",
-           "Preferences", "MIN_RATINGS", "MIN_LIKED", "SLOTS"]
+           "Preferences", "MIN_RATINGS", "MIN_LIKED", "KNOB_DEFAULTS", "SLOTS"]
 
 #: The reward model ranks nothing with fewer judged tunes than this (or only likes / dislikes).
 MIN_RATINGS = 6
@@ -55,6 +55,8 @@ MIN_LIKED = 3
 PRIOR_LIKES = 2.0
 #: Slider scales: a value divided by its scale lies in [0, 1] (the studio's ranges).
 SCALES = {"temperature": 2.5, "top_k": 60.0, "top_p": 1.0, "min_p": 0.5}
+#: What each knob is when a tune's settings do not say (the sampler's "off", and T = 1).
+KNOB_DEFAULTS = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0}
 #: The metrics the reward model reads, each divided by a scale that puts it near [0, 1].
 METRICS = {"repeated_bars": 1.0, "repeats_a_section": 1.0, "valid": 1.0,
            "scale_consistency": 1.0, "pitch_range": 12.0, "n_notes": 100.0,
@@ -73,9 +75,8 @@ def tune_features(tokens: Sequence[str], settings: Mapping[str, Any],
     header), the sampler settings (scaled to [0, 1]) and its metrics (scaled near [0, 1])."""
     head = conditioning_of(tokens)
     onehot = [float(head[slot] == v) for slot in SLOTS for v in choices[slot]]
-    defaults = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0}
     values = {k: _number(settings.get(k)) for k in SCALES}
-    knobs = [(defaults[k] if values[k] is None else values[k]) / SCALES[k] for k in SCALES]
+    knobs = [(KNOB_DEFAULTS[k] if values[k] is None else values[k]) / SCALES[k] for k in SCALES]
     m = tune_metrics(tokens)
     return np.array(onehot + knobs + [float(m[k]) / s for k, s in METRICS.items()])
 
@@ -310,7 +311,7 @@ class HistoryModel(nn.Module):
                 if head[s] in self.choices[s]:
                     out[s][i] = self.choices[s].index(head[s])
             t = _number(tune["settings"].get("temperature"))
-            temp[i] = (1.0 if t is None else t) / SCALES["temperature"]
+            temp[i] = (KNOB_DEFAULTS["temperature"] if t is None else t) / SCALES["temperature"]
         return {**out, "temperature": temp}
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -515,15 +516,13 @@ class Preferences:
         for c in candidates:
             c.settings.update(temperature=t, top_p=top_p, top_k=0, min_p=0.0)
         scores = self.p_like(candidates) if self.reward.ready else np.full(len(candidates), .5)
+        steered_by = [k for k, v in self.ready.items() if v]
         out = []
-        for i in range(n):
-            group = list(range(i * N, (i + 1) * N))
-            best = max(group, key=lambda j: scores[j]) if self.reward.ready else group[0]
-            order = sorted(group, key=lambda j: -scores[j])
+        for i in range(n):  # N = 1 when the reward model is not ready: nothing to choose
+            best = max(range(i * N, (i + 1) * N), key=lambda j: scores[j])
             tune = candidates[best]
-            tune.settings["prefs"] = {"p_like": round(float(scores[best]), 4),
-                                      "rank": order.index(best) + 1, "of": N,
-                                      "steered_by": [k for k, v in self.ready.items() if v]}
+            tune.settings["prefs"] = {"p_like": round(float(scores[best]), 4), "rank": 1,
+                                      "of": N, "steered_by": steered_by}
             out.append(tune)
         return out
 

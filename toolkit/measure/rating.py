@@ -20,14 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.measure.interactions import EventLog, Events, read_events
-from toolkit.measure.preferences import Preferences
+from toolkit.measure.preferences import KNOB_DEFAULTS, Preferences
 
 __all__ = ["RatingSession", "DEFAULTS"]
 
 #: The settings a session starts from (the studio's defaults) and logs changes of.
-DEFAULTS: dict[str, Any] = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
-                            "seed": 1, "meter": None, "mode": None, "style": None,
-                            "grammar": False}
+DEFAULTS: dict[str, Any] = {**KNOB_DEFAULTS, "seed": 1, "meter": None, "mode": None,
+                            "style": None, "grammar": False}
+
+
+def _check_known(settings: Mapping[str, Any]) -> None:
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown setting {unknown[0]!r}; known: {', '.join(DEFAULTS)}")
 
 
 class RatingSession:
@@ -49,9 +54,7 @@ class RatingSession:
     # -- what the listener does ----------------------------------------------------------
     def change(self, **settings: Any) -> None:
         """Move controls: each value that differs is logged with its old and new value."""
-        unknown = sorted(set(settings) - set(DEFAULTS))
-        if unknown:
-            raise ValueError(f"unknown setting {unknown[0]!r}; known: {', '.join(DEFAULTS)}")
+        _check_known(settings)
         for name, new in settings.items():
             old = self.settings.get(name)
             if new != old:
@@ -62,34 +65,32 @@ class RatingSession:
         """Move the controls given, write the tune the settings describe and show it (a bad
         value raises ValueError naming it, and nothing is logged)."""
         from toolkit.lm import sampling as S
-        from toolkit.lm.generation import check_settings, generate
+        from toolkit.lm.generation import generate
         from toolkit.lm.threads import one_thread
 
+        _check_known(settings)
         s = {**self.settings, **settings}
-        unknown = sorted(set(settings) - set(DEFAULTS))
-        if unknown:
-            raise ValueError(f"unknown setting {unknown[0]!r}; known: {', '.join(DEFAULTS)}")
         chain = S.temperature_first(temperature=s["temperature"], top_k=s["top_k"],
                                     top_p=s["top_p"], min_p=s["min_p"])
-        constrain = "grammar" if s.get("grammar") else None
-        check_settings(self.model, 1, s["seed"], s["meter"], s["mode"], s["style"], None, 256,
-                       chain, None, None, "D", True, constrain)   # a bad value is never logged
-        self.change(**settings)
-        with one_thread():
+        with one_thread():  # written before anything is logged: a bad value is never logged
             tune = generate(self.model, n=1, seed=s["seed"], meter=s["meter"], mode=s["mode"],
-                            style=s["style"], sampler=chain, constrain=constrain)[0]
-        tune.settings.update({k: s[k] for k in ("temperature", "top_k", "top_p", "min_p")})
+                            style=s["style"], sampler=chain,
+                            constrain="grammar" if s["grammar"] else None)[0]
+        self.change(**settings)
         self.show(tune)
         return tune
 
     def show(self, tune: Any, settings: Mapping[str, Any] | None = None, *,
              steered: bool = False) -> str:
-        """Log a tune that is now shown (written elsewhere: the studio, or steering)."""
+        """Log a tune that is now shown (written elsewhere: the studio, or steering). A tune
+        written with the controls gets their sampler knobs in its own ``settings`` too."""
         s = {**self.settings, **(settings or {})}
         if steered:  # what steering used, not the controls: its chain, conditioning and pick
             s.update({k: tune.settings[k] for k in ("temperature", "top_k", "top_p", "min_p",
                                                     "seed", "meter", "mode", "style", "prefs")
                       if k in tune.settings})
+        else:
+            tune.settings.update({k: s[k] for k in KNOB_DEFAULTS})
         self.tune, self.tune_id = tune, self.log.tune(tune.tokens, s, steered=steered)
         return self.tune_id
 
