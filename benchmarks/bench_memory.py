@@ -1,6 +1,7 @@
 """Kernel memory per notebook: what a student's open notebook costs on Binder or JupyterHub.
 
-    python benchmarks/bench_memory.py            # every notebook, then 00's first cell alone
+    python benchmarks/bench_memory.py                  # every notebook, then 00's first cell alone
+    python benchmarks/bench_memory.py --part parts     # what the toolkit's memory habits save
 
 Each notebook runs top to bottom in a fresh kernel (as nbval runs it); the figure is the kernel's
 peak resident memory (VmHWM from /proc, Linux), so it counts everything the notebook imported and
@@ -9,11 +10,19 @@ built. At the end it also reads how much of the kernel's resident memory is its 
 several open kernels map from the same files.
 Targets (issue "Green on every fresh machine"): 00's first cell <= 250 MB, any notebook
 <= 400 MB. Results go to benchmarks/results/memory.json.
+
+``--part parts`` measures, each in a fresh process, the peak growth of the three operations that
+made kernels large, with and without the habit that now bounds each (``toolkit.lm.heap``,
+``toolkit.lm.train.parts``, ``Network.sized_for``): generating batches with the transformer,
+training notebook 8's tiny LSTM, and scanning 200 tunes with the LSTM. Results go to
+benchmarks/results/memory_parts.json.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +31,86 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "memory.json"
+PARTS_OUT = ROOT / "benchmarks" / "results" / "memory_parts.json"
+
+# each runs in a fresh Python; it prints the peak growth (MB) of the measured call and a figure
+_PRELUDE = """
+import json, os, sys, time
+def status(field):
+    line = [x for x in open('/proc/self/status') if x.startswith(field)][0]
+    return int(line.split()[1]) / 1024
+def rss(): return status('VmRSS')
+def hwm(): return status('VmHWM')
+def measure(call):
+    open('/proc/self/clear_refs', 'w').write('5')     # the peak starts again from here
+    r0, t0 = rss(), time.perf_counter()
+    result = call()
+    return {'peak_mb': round(hwm() - r0, 1), 'kept_mb': round(rss() - r0, 1),
+            'seconds': round(time.perf_counter() - t0, 2), 'result': result}
+"""
+_GENERATE = """
+from toolkit import generate, load_model
+from toolkit.lm.network import Network
+model = load_model('transformer')
+if not sized:
+    type(model).sized_for = Network.sized_for       # the caches grow by doubling, as before
+generate(model, n=2, seed=0)
+out = measure(lambda: max(len(t.tokens) for t in generate(model, n=n, seed=1, max_tokens=T)))
+print(json.dumps(out))
+"""
+_TRAIN = """
+import torch
+import toolkit.lm.train as TR
+from toolkit import data
+torch.set_num_threads(1)
+if not in_parts:
+    TR.PART_TOKENS = 10**9                          # each batch whole, as before
+train = [r for r in data.load('train') if r['collection'] == 'oneills1850'][:600]
+valid = [r for r in data.load('valid') if r['collection'] == 'oneills1850']
+tiny = TR.new_model(train + valid, emb=48, hidden=128, layers=1, dropout=0.0, seed=0)
+out = measure(lambda: TR.train_model(train, valid, model=tiny, epochs=6, batch_size=32,
+                                     lr=1e-2, seed=0, progress=False,
+                                     calibrate_epochs=0)[1][-1]['valid_loss'])
+print(json.dumps(out))
+"""
+_SCAN = """
+if not capped:
+    os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'] = '1024'   # oneDNN's own default
+from toolkit import data, load_model
+model = load_model('lstm')
+tunes = data.load('valid')[:200]
+out = measure(lambda: sum(len(model.logits_along(r['tokens'])) for r in tunes))
+print(json.dumps(out))
+"""
+
+
+def _fresh(code: str, **values) -> dict:
+    setup = "".join(f"{k} = {v!r}\n" for k, v in values.items())
+    run = subprocess.run([sys.executable, "-c", _PRELUDE + setup + code], capture_output=True,
+                         text=True, cwd=ROOT, check=True)
+    return {**values, **json.loads(run.stdout.strip().splitlines()[-1])}
+
+
+def parts() -> list[dict]:
+    rows = []
+    for n, T in ((16, 384), (32, 256), (64, 384)):
+        for sized in (False, True):
+            rows.append({"what": f"transformer: generate {n} tunes, max_tokens {T}",
+                         "habit": "cache sized once" if sized else "cache doubles",
+                         **_fresh(_GENERATE, n=n, T=T, sized=sized)})
+    for in_parts in (False, True):
+        rows.append({"what": "notebook 8's tiny LSTM: 6 epochs on 600 tunes",
+                     "habit": "batches in parts of 2,048 tokens" if in_parts else "whole batches",
+                     **_fresh(_TRAIN, in_parts=in_parts)})
+    for capped in (False, True):
+        rows.append({"what": "LSTM: logits_along 200 validation tunes",
+                     "habit": "oneDNN cache capped at 8" if capped else "oneDNN cache 1,024",
+                     **_fresh(_SCAN, capped=capped)})
+    for r in rows:
+        print(f"{r['what']:<46} {r['habit']:<34} peak +{r['peak_mb']:6.1f} MB, kept "
+              f"+{r['kept_mb']:6.1f} MB, {r['seconds']:6.2f} s, result {r['result']}")
+    PARTS_OUT.write_text(json.dumps(rows, indent=1))
+    return rows
 
 
 def peak_mb(pid: int) -> float:
@@ -80,4 +169,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    parts() if sys.argv[1:] == ["--part", "parts"] else main()

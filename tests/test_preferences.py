@@ -448,22 +448,3 @@ def test_the_preference_plots(model):
     fig = plots.plot_learning_curves([{"listener": "a", "rows": rows}] * 4, show=False)
     assert sum(ax.get_visible() for ax in fig.axes) == 4
 
-
-def test_the_written_out_adam_is_torchs_adam():
-    import torch
-
-    from toolkit.measure.preferences import _Adam
-
-    torch.manual_seed(0)
-    a, b = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
-    b.load_state_dict(a.state_dict())
-    x, y = torch.randn(20, 5), torch.randn(20, 3)
-    mine = _Adam(list(a.parameters()), lr=0.02, weight_decay=1e-2)
-    theirs = torch.optim.Adam(b.parameters(), lr=0.02, weight_decay=1e-2)
-    for _ in range(50):
-        for net, opt in ((a, mine), (b, theirs)):
-            net.zero_grad()
-            ((net(x) - y) ** 2).mean().backward()
-            opt.step()
-    for p, q in zip(a.parameters(), b.parameters(), strict=True):
-        assert torch.allclose(p, q, atol=1e-6)

@@ -82,3 +82,45 @@ def test_resume_continues_the_runs_own_network_and_never_undoes_calibration(tmp_
     again, _ = train_model(train, valid, epochs=2, out_dir=tmp_path / "new", resume=True,
                            **small)
     assert evaluate(again, valid) <= before + 1e-6
+
+
+def test_a_batch_run_in_parts_takes_the_whole_batchs_step_and_scores_the_same():
+    """parts() bounds training memory; the gradient and the validation loss must not change."""
+    from toolkit.lm.train import (
+        UNKNOWNS,
+        _ids,
+        _loss,
+        _scored,
+        batches,
+        new_model,
+        new_transformer,
+        parts,
+    )
+
+    recs = data.load("valid")[:40]
+    for net in (new_model(recs, emb=16, hidden=32, layers=1, dropout=0.0, seed=0),
+                new_transformer(recs, dim=16, layers=1, heads=2, dropout=0.0, seed=0)):
+        ignore = torch.tensor([0] + [net.stoi[u] for u in UNKNOWNS])
+        x = max(batches(_ids(recs, net.stoi), 16), key=lambda b: b.shape[1])
+        split = parts(x, max_tokens=3 * x.shape[1])             # 3 rows a part, padding cut
+        assert len(split) == -(-x.shape[0] // 3) > 1
+        assert all(p.shape[1] <= x.shape[1] for p in split)
+        assert sum(p.shape[0] for p in split) == x.shape[0]
+        assert sum(_scored(p, ignore) for p in split) == _scored(x, ignore)
+        grads = []
+        for pieces in ([x], split):
+            net.zero_grad()
+            for p in pieces:
+                loss, _ = _loss(net, p, ignore)
+                (loss / _scored(x, ignore)).backward()
+            grads.append(torch.cat([q.grad.flatten() for q in net.parameters()
+                                    if q.grad is not None]))
+        torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+        whole = evaluate(net, recs)
+        import toolkit.lm.train as T
+
+        old, T.PART_TOKENS = T.PART_TOKENS, 64
+        try:
+            assert abs(evaluate(net, recs) - whole) < 1e-5
+        finally:
+            T.PART_TOKENS = old

@@ -161,3 +161,22 @@ def test_training_a_tiny_transformer_lowers_its_loss_and_resumes(tmp_path):
     resumed, history = train_model(recs[4:], recs[:4], epochs=3, out_dir=tmp_path,
                                    resume=True, progress=False, lr=1e-2)
     assert type(resumed) is FolkTransformer and len(history) == 3
+
+
+def test_generation_sizes_the_cache_once_and_writes_the_same_tunes(monkeypatch):
+    """sized_for only changes where the keys and values live, never a tune."""
+    from toolkit import generate
+    from toolkit.lm.network import Network
+
+    model = load_model("transformer")
+    with model.sized_for(50):
+        _, state = model(model.token_ids(["<s>", "M:6/8"])[None])
+        assert state[0][0][0].shape[2] == 50                 # the first layer's keys: 50 places
+        _, state = model.step(model.token_ids(["K:maj"]), state)
+        assert state[0][0][0].shape[2] == 50 and state[0][0][2] == 3
+    assert all(block.attn.room is None for block in model.blocks)  # back to growing
+    sized = generate(model, n=6, seed=11, max_tokens=80)
+    monkeypatch.setattr(type(model), "sized_for", Network.sized_for)
+    grown = generate(model, n=6, seed=11, max_tokens=80)
+    assert [t.tokens for t in sized] == [t.tokens for t in grown]
+    assert [t.logprobs for t in sized] == [t.logprobs for t in grown]

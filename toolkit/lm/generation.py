@@ -148,7 +148,7 @@ def generate(model: Network, n: int = 1, seed: int | None = None,
     # oneDNN's LSTM kernel costs ~10x more per single-token step than PyTorch's own on CPU
     torch.backends.mkldnn.enabled = False
     try:  # one thread is faster for small batches (no OpenMP hand-offs)
-        with one_thread(when=n <= 16):
+        with one_thread(when=n <= 16), model.sized_for(len(settings.prefix) + max_tokens):
             return _run(model, settings, on_step)
     finally:
         torch.backends.mkldnn.enabled = onednn

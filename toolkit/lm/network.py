@@ -33,6 +33,7 @@ torch.Size([7])
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 
@@ -83,6 +84,13 @@ class Network(nn.Module):
 
     def step(self, tokens: torch.Tensor, state=None):  # pragma: no cover - the interface
         raise NotImplementedError
+
+    def sized_for(self, positions: int) -> contextlib.AbstractContextManager:
+        """A context in which the states made hold up to ``positions`` tokens: generation knows
+        how long its tunes can get, so a network whose state grows with every token (the
+        transformer's key/value cache) sizes it once instead of doubling it as it fills.  A
+        state of fixed size (the LSTM's) has nothing to do."""
+        return contextlib.nullcontext()
 
     @property
     def num_parameters(self) -> int:

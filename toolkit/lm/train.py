@@ -36,12 +36,14 @@ from toolkit.lm.model import (
     save_model,
     weights_name,
 )
+from toolkit.lm.optim import Adam, AdamW
 from toolkit.music.tokens import BOS, EOS, UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE
 
-__all__ = ["make_vocab", "new_model", "new_transformer", "batches", "evaluate", "train_model",
-           "records_for"]
+__all__ = ["make_vocab", "new_model", "new_transformer", "batches", "parts", "evaluate",
+           "train_model", "records_for", "PART_TOKENS"]
 
 UNKNOWNS = (UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE)
+PART_TOKENS = 2048  # a longer batch runs in parts (see parts())
 
 
 def make_vocab(records: list[dict]) -> list[str]:
@@ -121,6 +123,31 @@ def batches(seqs: list[list[int]], batch_size: int, generator: torch.Generator |
         yield x
 
 
+def parts(x: torch.Tensor, max_tokens: int | None = None) -> list[torch.Tensor]:
+    """A padded batch ``(B, T)`` as row blocks of at most ``max_tokens`` positions (default
+    :data:`PART_TOKENS`; one row at least), each cut after its longest row.
+
+    Training runs a batch part by part and adds up their gradients, which is the whole batch's
+    gradient (the loss is a sum over tokens, divided by the batch's count): the same step, with
+    memory bounded by the part.  The activations the backward pass keeps grow with B × T (notebook
+    8's tiny LSTM kept about 100 MB for its longest batch, 24 tunes of 465 tokens), and a
+    Binder kernel has a few hundred MB (``benchmarks/bench_memory.py``).
+    """
+    max_tokens = PART_TOKENS if max_tokens is None else max_tokens
+    rows = max(1, max_tokens // max(1, x.size(1)))
+    out = []
+    for i in range(0, x.size(0), rows):
+        block = x[i:i + rows]
+        length = int((block != 0).sum(1).max())          # PAD = 0 only after a tune's end
+        out.append(block[:, :max(length, 2)])
+    return out
+
+
+def _scored(x: torch.Tensor, ignore: torch.Tensor) -> int:
+    """How many targets of a batch carry loss (not PAD, not an unknown conditioning token)."""
+    return int((~torch.isin(x[:, 1:], ignore)).sum())
+
+
 def _loss(model: Network, x: torch.Tensor, ignore: torch.Tensor) -> tuple[torch.Tensor, int]:
     logits, _ = model(x[:, :-1])                         # (B, T-1, V)
     target = x[:, 1:].clone()                            # (B, T-1)
@@ -140,8 +167,9 @@ def evaluate(model: Network, records: list[dict], batch_size: int = 64) -> float
     ignore = torch.tensor([0] + [model.stoi[u] for u in UNKNOWNS], device=device)
     total, count = 0.0, 0
     for x in batches(_ids(records, model.stoi), batch_size):
-        loss, n = _loss(model, x.to(device), ignore)
-        total, count = total + float(loss), count + n
+        for part in parts(x.to(device)):
+            loss, n = _loss(model, part, ignore)
+            total, count = total + float(loss), count + n
     model.train(was)
     return total / max(count, 1)
 
@@ -214,7 +242,7 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
     else:
         _check_covers(model, train_records + valid_records)
     model = model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    opt = AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     train_ids = _ids(train_records, model.stoi)
     steps_per_epoch = math.ceil(len(train_ids) / batch_size)
     total_steps = epochs * steps_per_epoch
@@ -304,7 +332,7 @@ def train_model(train_records: list[dict], valid_records: list[dict], *, epochs:
     return model.eval(), history
 
 
-def _epoch(model: Network, opt: torch.optim.Optimizer, train_ids: list[list[int]],
+def _epoch(model: Network, opt: Adam, train_ids: list[list[int]],
            batch_size: int, seed: int, cond_drop: float, desc: str, progress: bool, *,
            first: int = 0, before: Callable[[int], None] | None = None,
            after: Callable[[int], None] | None = None, clip: bool = True) -> float:
@@ -330,13 +358,16 @@ def _epoch(model: Network, opt: torch.optim.Optimizer, train_ids: list[list[int]
         if before is not None:
             before(b)
         x = _drop_conditioning(x, cond_drop, unk_ids, g).to(device)
-        loss, n = _loss(model, x, ignore)
+        n = _scored(x, ignore)
         opt.zero_grad(set_to_none=True)
-        (loss / max(n, 1)).backward()
+        for part in parts(x):  # the parts' gradients add up to the batch's
+            loss, _ = _loss(model, part, ignore)
+            (loss / max(n, 1)).backward()
+            tot += loss.item()
         if clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        tot, cnt = tot + loss.item(), cnt + n
+        cnt += n
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{tot / max(cnt, 1):.3f}")
@@ -356,7 +387,7 @@ def _calibrate(model: Network, train_ids: list[list[int]], valid_records: list[d
         p.requires_grad_(False)
     weight = model.clock_bias.weight
     weight.requires_grad_(True)
-    opt = torch.optim.Adam([weight], lr=lr)
+    opt = Adam([weight], lr=lr)
     best, best_weight, log = evaluate(model, valid_records), weight.detach().clone(), []
     try:
         for epoch in range(epochs):

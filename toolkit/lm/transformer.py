@@ -37,6 +37,7 @@ torch.Size([9])
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -136,6 +137,7 @@ class Attention(nn.Module):
         self.heads, self.kind, self.p = c.heads, c.attention, c.dropout
         self.qkv = nn.Linear(c.dim, 3 * c.dim, bias=False)
         self.out = nn.Linear(c.dim, c.dim, bias=False)
+        self.room: int | None = None  # positions a new cache holds (FolkTransformer.sized_for)
 
     def forward(self, x, cos, sin, cache, want_weights: bool = False):
         B, T, E = x.shape
@@ -151,6 +153,10 @@ class Attention(nn.Module):
         T = q.shape[2]
         if cache is None:
             past, kbuf, vbuf = 0, k, v
+            if self.room is not None and self.room > T:  # sized once for the whole generation
+                kbuf = k.new_empty(*k.shape[:2], self.room, k.shape[3])
+                vbuf = v.new_empty(*v.shape[:2], self.room, v.shape[3])
+                kbuf[:, :, :T], vbuf[:, :, :T] = k, v
         else:  # write into the cache's spare room (doubled when full): no copy per token
             kbuf, vbuf, past = cache
             if past + T > kbuf.shape[2]:
@@ -297,6 +303,20 @@ class FolkTransformer(Network):
     def forward(self, x: torch.Tensor, state=None):
         logits, state, _ = self._run(x, state)
         return logits, state                                                    # (B, T, V)
+
+    @contextlib.contextmanager
+    def sized_for(self, positions: int):
+        """New key/value caches hold ``positions`` tokens from the start (softmax attention):
+        a batch then peaks at the cache it needs, not at a doubled one plus the copy it was
+        doubled from (``benchmarks/bench_memory.py --part generate`` measures both)."""
+        old = [block.attn.room for block in self.blocks]
+        for block in self.blocks:
+            block.attn.room = positions
+        try:
+            yield
+        finally:
+            for block, room in zip(self.blocks, old, strict=True):
+                block.attn.room = room
 
     def step(self, tokens: torch.Tensor, state=None):
         """One token per row, no dropout: ``tokens (B,) -> logits (B, V), state``."""

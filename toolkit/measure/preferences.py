@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from toolkit.lm.optim import Adam
 from toolkit.measure.interactions import TYPES, judgements, liking, sessions
 from toolkit.measure.metrics import tune_metrics
 from toolkit.music.tokens import SLOTS, conditioning_of
@@ -337,7 +338,7 @@ class HistoryModel(nn.Module):
                     nn.init.xavier_uniform_(p)
                 else:
                     nn.init.zeros_(p)
-            opt = _Adam(list(self.parameters()), lr=lr, weight_decay=weight_decay)
+            opt = Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
             self.train()
             for _ in range(steps):
                 self.zero_grad()
@@ -378,36 +379,6 @@ class HistoryModel(nn.Module):
     def config(self) -> dict:
         return {"choices": self.choices, "hidden": self.hidden, "embed": self.embed_dim,
                 "dropout": self.dropout_p, "fitted": self.fitted}
-
-
-class _Adam:
-    """Adam (Kingma & Ba 2015) with L2 weight decay, as ``torch.optim.Adam`` computes it:
-    g ← ∇ + λ·θ; m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; θ ← θ − lr·m̂ / (√v̂ + ε), with the
-    bias-corrected m̂ = m / (1−β₁ᵗ), v̂ = v / (1−β₂ᵗ).
-
-    Written out because creating any ``torch.optim`` optimizer imports TorchDynamo and SymPy
-    (about 70 MB more in the kernel, measured) that a four-line update does not need.
-    """
-
-    def __init__(self, params: list[torch.Tensor], lr: float, weight_decay: float = 0.0,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        self.params, self.lr, self.wd, self.betas, self.eps = params, lr, weight_decay, betas, eps
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
-        self.t = 0
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.t += 1
-        b1, b2 = self.betas
-        for p, m, v in zip(self.params, self.m, self.v, strict=True):
-            if p.grad is None:
-                continue
-            g = p.grad + self.wd * p
-            m.mul_(b1).add_(g, alpha=1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (v / (1 - b2 ** self.t)).sqrt_().add_(self.eps)
-            p.addcdiv_(m, denom, value=-self.lr / (1 - b1 ** self.t))
 
 
 def _number(v: Any) -> float | None:
