@@ -43,7 +43,7 @@ __all__ = ["make_vocab", "new_model", "new_transformer", "batches", "parts", "ev
            "train_model", "records_for", "PART_TOKENS"]
 
 UNKNOWNS = (UNKNOWN_METER, UNKNOWN_MODE, UNKNOWN_STYLE)
-PART_TOKENS = 2048  # a longer batch runs in parts (see parts())
+PART_TOKENS = 1024  # a longer batch runs in parts (see parts())
 
 
 def make_vocab(records: list[dict]) -> list[str]:
