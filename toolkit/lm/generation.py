@@ -14,6 +14,7 @@ after a note) — a spelling rule of ABC, not a musical choice.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import time
@@ -148,13 +149,18 @@ def generate(model: Network, n: int = 1, seed: int | None = None,
     # oneDNN's LSTM kernel costs ~10x more per single-token step than PyTorch's own on CPU
     torch.backends.mkldnn.enabled = False
     try:  # one thread is faster for small batches (no OpenMP hand-offs)
-        with one_thread(when=n <= 16), model.sized_for(len(settings.prefix) + max_tokens):
+        # the state sized for the tune's whole room, up to a longer tune than the corpus holds;
+        # a longer run grows it as it goes
+        sized = getattr(model, "sized_for", None)
+        room = len(settings.prefix) + min(max_tokens, SIZED_TOKENS)
+        with one_thread(when=n <= 16), (sized(room) if sized else contextlib.nullcontext()):
             return _run(model, settings, on_step)
     finally:
         torch.backends.mkldnn.enabled = onednn
 
 
 CONSTRAINTS = ("grammar", "meter")
+SIZED_TOKENS = 512  # generation sizes a growing state for this many tokens at most
 
 
 def check_settings(model, n, seed, meter, mode, style, prime, max_tokens, sampler, temperature,

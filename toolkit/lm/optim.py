@@ -92,6 +92,9 @@ class Adam:
         self.state = {}
         for i, s in state.get("state", {}).items():
             p = self.params[int(i)]
+            if s["exp_avg"].shape != p.shape:
+                raise ValueError(f"the saved optimizer state of parameter {i} has shape "
+                                 f"{tuple(s['exp_avg'].shape)}, the parameter {tuple(p.shape)}")
             self.state[int(i)] = {"step": torch.as_tensor(s["step"], dtype=torch.float32).clone(),
                                   "exp_avg": s["exp_avg"].to(p.device, p.dtype).clone(),
                                   "exp_avg_sq": s["exp_avg_sq"].to(p.device, p.dtype).clone()}

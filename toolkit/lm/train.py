@@ -125,20 +125,24 @@ def batches(seqs: list[list[int]], batch_size: int, generator: torch.Generator |
 
 def parts(x: torch.Tensor, max_tokens: int | None = None) -> list[torch.Tensor]:
     """A padded batch ``(B, T)`` as row blocks of at most ``max_tokens`` positions (default
-    :data:`PART_TOKENS`; one row at least), each cut after its longest row.
+    :data:`PART_TOKENS`; one row at least), each cut after its rows' last token.
 
     Training runs a batch part by part and adds up their gradients, which is the whole batch's
     gradient (the loss is a sum over tokens, divided by the batch's count): the same step, with
-    memory bounded by the part.  The activations the backward pass keeps grow with B × T (notebook
-    8's tiny LSTM kept about 100 MB for its longest batch, 24 tunes of 465 tokens), and a
-    Binder kernel has a few hundred MB (``benchmarks/bench_memory.py``).
+    memory bounded by the part (with dropout the same step in distribution: each part draws its
+    own masks).  On the CPU the activations the backward pass keeps grow with B × T, and a
+    Binder kernel has a few hundred MB (``benchmarks/bench_memory.py --part parts``).  On a GPU
+    the batch stays whole: there, fewer and larger kernels are what is fast.
     """
+    if x.device.type != "cpu":
+        return [x]
     max_tokens = PART_TOKENS if max_tokens is None else max_tokens
     rows = max(1, max_tokens // max(1, x.size(1)))
     out = []
     for i in range(0, x.size(0), rows):
         block = x[i:i + rows]
-        length = int((block != 0).sum(1).max())          # PAD = 0 only after a tune's end
+        used = (block != 0).any(0).nonzero()              # PAD = 0
+        length = int(used.max()) + 1 if len(used) else 2
         out.append(block[:, :max(length, 2)])
     return out
 

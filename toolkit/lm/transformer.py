@@ -153,7 +153,7 @@ class Attention(nn.Module):
         T = q.shape[2]
         if cache is None:
             past, kbuf, vbuf = 0, k, v
-            if self.room is not None and self.room > T:  # sized once for the whole generation
+            if self.room is not None and self.room > T and not self.training:  # generation
                 kbuf = k.new_empty(*k.shape[:2], self.room, k.shape[3])
                 vbuf = v.new_empty(*v.shape[:2], self.room, v.shape[3])
                 kbuf[:, :, :T], vbuf[:, :, :T] = k, v
@@ -308,15 +308,16 @@ class FolkTransformer(Network):
     def sized_for(self, positions: int):
         """New key/value caches hold ``positions`` tokens from the start (softmax attention):
         a batch then peaks at the cache it needs, not at a doubled one plus the copy it was
-        doubled from (``benchmarks/bench_memory.py --part generate`` measures both)."""
-        old = [block.attn.room for block in self.blocks]
+        doubled from (``benchmarks/bench_memory.py --part parts`` measures both).  Only the
+        making of a cache reads the room, so generations that overlap (threads) each keep the
+        cache they made; the room is cleared when any of them ends."""
         for block in self.blocks:
             block.attn.room = positions
         try:
             yield
         finally:
-            for block, room in zip(self.blocks, old, strict=True):
-                block.attn.room = room
+            for block in self.blocks:
+                block.attn.room = None
 
     def step(self, tokens: torch.Tensor, state=None):
         """One token per row, no dropout: ``tokens (B,) -> logits (B, V), state``."""
