@@ -232,3 +232,31 @@ def test_music21_failures_become_abc_errors():
     with pytest.raises(ABCError, match="MusicXML") as caught:
         render.musicxml(object())
     assert caught.value.abc is None
+
+
+def test_in_a_notebook_music21_no_longer_turns_every_figure_retina():
+    """Imported in Jupyter, music21 switches inline figures to 'retina' a second later (four
+    times the pixels); the toolkit's import of it must not (toolkit.music.m21)."""
+    from jupyter_client.manager import start_new_kernel
+
+    code = {
+        "toolkit": "from toolkit.music import m21; m21.load()",
+        "plain": "import music21",
+    }
+    seen = {}
+    for name, load in code.items():
+        km, kc = start_new_kernel(kernel_name="python3")
+        try:
+            outputs = []
+            kc.execute_interactive(
+                "%matplotlib inline\n" + load + "\nimport time; time.sleep(2)\n"
+                "from matplotlib_inline.config import InlineBackend\n"
+                "print(sorted(InlineBackend.instance().figure_formats))",
+                timeout=120,
+                output_hook=lambda m, out=outputs: out.append(m["content"].get("text", "")))
+            seen[name] = "".join(outputs).strip()
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+    assert seen["plain"] == "['retina']"          # what music21 does on its own
+    assert seen["toolkit"] == "['png']"           # what the toolkit's import leaves

@@ -35,6 +35,7 @@ import numpy as np
 from toolkit.lessons import plots
 from toolkit.lessons.studio import Settings, TuneStudio
 from toolkit.lessons.views import FigureView, status_html
+from toolkit.lm import heap
 from toolkit.measure.interactions import judgements
 from toolkit.measure.preferences import MIN_LIKED, MIN_RATINGS, SLOTS, Preferences
 from toolkit.measure.rating import DEFAULTS, RatingSession
@@ -117,6 +118,8 @@ class RatingStudio:
             f()
         except Exception as err:  # noqa: BLE001 -- whatever a student clicks, the kernel lives
             self.status.value = status_html("⚠️", f"{type(err).__name__}: {err}", "#b22")
+        finally:
+            heap.release()  # a click is not a cell: give what it used back to the system
 
     def _tune_written(self, tune: Any, settings: Settings) -> None:
         self.session.change(**_logged(settings))

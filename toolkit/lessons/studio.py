@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from toolkit.lessons.views import FigureView, status_html
+from toolkit.lm import heap
 from toolkit.lm import sampling as S
 from toolkit.lm.generation import generate
 from toolkit.lm.threads import one_thread
@@ -972,6 +973,7 @@ class TuneStudio:
             self.score.value = tune_html(self.tune, width=self.width,
                                          color_by_surprisal=self.color_by_surprisal.value)
             self.steps.color_by_surprisal = self.color_by_surprisal.value
+            heap.release()  # a moved slider is not a cell: give the score's and sound's memory back
 
     def _sync_steps(self) -> None:
         """Load the current tune into the step-through when its tab is open."""

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from multiprocessing import Pool
 from pathlib import Path
 
+from toolkit.music import m21
 from toolkit.music.check import check_tokens
 from toolkit.music.tokens import ABCSyntaxError, encode, is_pitch, split_tunes
 
@@ -78,6 +79,7 @@ def style_of(collection: str, abc: str) -> str:
 
 def iter_corpus() -> Iterator[tuple[str, str, str]]:
     """Yield ``(collection, source, abc)`` for every tune of the five collections (offline)."""
+    m21.load()  # music21 without its notebook side effects
     from music21 import corpus
 
     for path in sorted(corpus.getPaths(fileExtensions=["abc"]), key=str):

@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from toolkit.music import m21
 from toolkit.music.check import Validity
 
 __all__ = ["check_abc_music21", "CrossCheck", "cross_check"]
@@ -66,6 +67,7 @@ def check_abc_music21(abc: str) -> Validity:
     >>> check_abc_music21("X:1\\nM:2/4\\nL:1/8\\nK:G\\nG2 A>B | c6 | d4 |]").bad_bars
     [1]
     """
+    m21.load()  # music21 without its notebook side effects
     from music21 import abcFormat
 
     v = Validity()
@@ -165,6 +167,7 @@ def _written(src: str) -> Fraction:
 
 def _midi(name: str | None) -> int | None:
     """The MIDI number of a music21 pitch name ('F#4', 'An4'): spellings of one pitch agree."""
+    m21.load()  # music21 without its notebook side effects
     from music21 import pitch
 
     return pitch.Pitch(name).midi if name else None
@@ -172,6 +175,7 @@ def _midi(name: str | None) -> int | None:
 
 def _strict(v: Validity, tokens, bars, full) -> None:
     """The strict rules in music21's terms (see the module docstring)."""
+    m21.load()  # music21 without its notebook side effects
     from music21 import abcFormat
 
     def fail(field_name: str, why: str) -> None:
