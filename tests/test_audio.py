@@ -7,6 +7,8 @@ import wave
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from toolkit import audio
 from toolkit.music.notes import Note
@@ -180,3 +182,19 @@ def test_synthesize_plays_notes_in_time():
     loud = [float(np.max(np.abs(x[i * rate:(i + 1) * rate]))) for i in range(4)]
     assert loud[0] > 0.5 and loud[2] > 0.5
     assert loud[1] < 0.05 and loud[3] < 0.05  # the rests are silent
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(0, 200_000), seed=st.integers(0, 10**6), rate=st.sampled_from([8000, 22050]))
+def test_the_wav_written_a_block_at_a_time_is_the_wave_modules_file(n, seed, rate):
+    """encode_wav writes the header itself and converts in blocks (memory); the file must be
+    byte for byte what the standard library's wave module writes, clipping included."""
+    samples = np.random.default_rng(seed).uniform(-1.2, 1.2, n).astype(np.float32)
+    pcm = np.rint(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm.tobytes())
+    assert audio.encode_wav(samples, rate) == buffer.getvalue()
