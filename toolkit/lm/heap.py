@@ -84,8 +84,7 @@ def after_cell(*_args) -> None:
 
 def configure() -> None:
     """In an IPython kernel: cap oneDNN's primitive cache and run :func:`after_cell` after
-    every cell.
-    Called once when :mod:`toolkit.lm` is first imported."""
+    every cell.  Called once, when :mod:`toolkit.lm` is first imported."""
     global _configured
     if _configured:
         return

@@ -142,8 +142,8 @@ def parts(x: torch.Tensor, max_tokens: int | None = None) -> list[torch.Tensor]:
     for i in range(0, x.size(0), rows):
         block = x[i:i + rows]
         used = (block != 0).any(0).nonzero()              # PAD = 0
-        length = int(used.max()) + 1 if len(used) else 2
-        out.append(block[:, :max(length, 2)])
+        last = int(used.max()) if len(used) else 0
+        out.append(block[:, :max(last + 1, 2)])
     return out
 
 
@@ -156,7 +156,7 @@ def _loss(model: Network, x: torch.Tensor, ignore: torch.Tensor) -> tuple[torch.
     logits, _ = model(x[:, :-1])                         # (B, T-1, V)
     target = x[:, 1:].clone()                            # (B, T-1)
     target[torch.isin(target, ignore)] = 0               # PAD and unknown tokens carry no loss
-    n = int((target != 0).sum())
+    n = _scored(x, ignore)
     loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1),
                            ignore_index=0, reduction="sum")
     return loss, n

@@ -67,7 +67,7 @@ def check_abc_music21(abc: str) -> Validity:
     >>> check_abc_music21("X:1\\nM:2/4\\nL:1/8\\nK:G\\nG2 A>B | c6 | d4 |]").bad_bars
     [1]
     """
-    m21.load()  # music21 without its notebook side effects
+    m21.load()
     from music21 import abcFormat
 
     v = Validity()
@@ -167,7 +167,7 @@ def _written(src: str) -> Fraction:
 
 def _midi(name: str | None) -> int | None:
     """The MIDI number of a music21 pitch name ('F#4', 'An4'): spellings of one pitch agree."""
-    m21.load()  # music21 without its notebook side effects
+    m21.load()
     from music21 import pitch
 
     return pitch.Pitch(name).midi if name else None
@@ -175,7 +175,7 @@ def _midi(name: str | None) -> int | None:
 
 def _strict(v: Validity, tokens, bars, full) -> None:
     """The strict rules in music21's terms (see the module docstring)."""
-    m21.load()  # music21 without its notebook side effects
+    m21.load()
     from music21 import abcFormat
 
     def fail(field_name: str, why: str) -> None:

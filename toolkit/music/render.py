@@ -541,7 +541,7 @@ def _overflows(handler: Any) -> list[tuple[int, Fraction, Fraction]]:
     """The bars music21 will re-bar, as music21 itself reads them (the lengths of notes,
     tuplets and broken rhythm by its own rules, which are not always ours): (bar number from
     1, its length, the meter's bar length), in quarter notes."""
-    m21.load()  # music21 without its notebook side effects
+    m21.load()
     from music21 import abcFormat
     from music21.common import opFrac  # music21's own rounding of float lengths to fractions
 
@@ -588,7 +588,7 @@ def _overflow_signature(extra: Fraction) -> tuple[int, int]:
 def _guard_rebarring(handler: Any, abc: str) -> None:
     """Refuse, with the bar named, a tune whose overfull bars music21 cannot re-bar in bounded
     time or without losing notes (see :data:`MAX_REBAR_SECONDS`)."""
-    m21.load()  # music21 without its notebook side effects
+    m21.load()
     from music21 import meter
 
     seconds = 0.0
@@ -624,7 +624,7 @@ def music21_score(parsed: ParsedTune) -> Any:
     length, which music21 will not guess. Overfull bars are checked first, in music21's own
     reading (a few ms): see :data:`MAX_REBAR_SECONDS`.
     """
-    m21.load()  # music21 without its notebook side effects
+    m21.load()
     from music21 import abcFormat, converter, stream
 
     text = parsed.text
@@ -663,7 +663,7 @@ def music21_score(parsed: ParsedTune) -> Any:
 def notes_from_score(score: Any) -> list[Note]:
     """The sounding notes of a music21 score (ties merged, grace notes and chord symbols
     left out), as :class:`toolkit.music.notes.Note`."""
-    m21.load()  # music21 without its notebook side effects
+    m21.load()
     from music21 import harmony
 
     notes = []
@@ -694,7 +694,7 @@ def musicxml(score: Any) -> bytes:
 
     The same score gives the same bytes on the same day (the file carries its date).
     """
-    m21.load()  # music21 without its notebook side effects
+    m21.load()
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
     try:
@@ -710,7 +710,7 @@ def musicxml(score: Any) -> bytes:
 
 def midi(score: Any) -> bytes:
     """A music21 score as a standard MIDI file (bytes); :class:`ABCError` if music21 cannot."""
-    m21.load()  # music21 without its notebook side effects
+    m21.load()
     from music21.midi.translate import music21ObjectToMidiFile
 
     try:
