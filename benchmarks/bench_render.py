@@ -11,6 +11,9 @@ several runs is printed, each run on a fresh :class:`Tune` (so the ABC is read e
   bytes; "warm" once every pitch's pluck is computed (kept for the kernel's life), "cold"
   with the pluck cache emptied before each run (the first tune in a kernel);
 * ``html``  -- ``_repr_html_()``: score, sound, base64, as Jupyter shows a tune;
+* ``svg`` of the reel with one note five eighths long (no single note shows it, so verovio's
+  ABC reader cannot take the tune): written as MEI from our own reading (``toolkit.music.mei``),
+  checked as verovio reads it back, engraved -- the way a hot generated tune goes;
 * for comparison: music21 reading the same ABC, and the slower engraving path through music21
   and MusicXML that rich ABC (chords, grace notes) takes.
 
@@ -38,6 +41,8 @@ from toolkit.music.tune import Tune  # noqa: E402
 REEL = (Path(__file__).parent / "data" / "reel_32_bars.abc").read_text()  # 32 bars, 2 endings
 # the same tune with a grace note and a chord: verovio's ABC reader cannot take it
 RICH = REEL.replace("|GABG EDEG|", "|{A}GABG [EG]DEG|", 1)
+# ... and with a note five eighths long, which verovio's ABC reader cannot take either
+LONG = REEL.replace("|GABG EDEG|", "|G5 z3|", 1)
 
 
 def median_ms(fn: Callable[[], object], runs: int, setup: Callable[[], object] | None = None,
@@ -92,6 +97,8 @@ def main() -> None:
     coloured.svg(color_by_surprisal=True)
     colour = median_ms(lambda: coloured.svg(color_by_surprisal=True), runs)
 
+    long_svg = median_ms(lambda: render.engrave(Tune.from_abc(LONG).parsed), runs)
+    long_way = render.engrave(Tune.from_abc(LONG).parsed)[1]
     m21 = median_ms(lambda: music21.converter.parse(REEL, format="abc", forceSource=True), 5)
     rich_tune = Tune.from_abc(RICH)
     rich_svg = median_ms(lambda: (lambda t: render.engrave(t.parsed, score=lambda: t.score))(
@@ -109,6 +116,7 @@ def main() -> None:
         ("svg() + wav(), warm  [target <= 100 ms]", both),
         ("_repr_html_(): score + sound + base64, warm", html),
         ("svg(color_by_surprisal=True), the same Tune (read once)", colour),
+        (f"svg() of the reel with a note 5/8 long: via {long_way}", long_svg),
         ("for comparison: music21 parsing the same ABC (median of 5)", m21),
         (f"for comparison: rich ABC, engraved via {way} (median of 5)", rich_svg),
     ]:

@@ -23,7 +23,7 @@ from toolkit.music.symbols import SYMBOL
 from toolkit.music.tokens import ACCIDENTALS, MAJOR_FIFTHS, NATURAL_SEMITONE, default_unit
 
 __all__ = [
-    "ABCError", "ScoreEvent", "Measure", "ParsedTune", "Performance", "parse_abc",
+    "ABCError", "ScoreEvent", "Measure", "Written", "ParsedTune", "Performance", "parse_abc",
     "tempo_qpm", "ending_spans", "play_order", "performance",
 ]
 
@@ -92,6 +92,25 @@ class Measure(NamedTuple):
     length: Fraction
 
 
+class Written(NamedTuple):
+    """One note or rest as a score of our own reading writes it (see :func:`_written_copy`).
+
+    ``step`` is ``None`` for a rest, else (letter ``"c"``..``"b"``, octave with middle C in
+    4, the accidental shown before it: ``""``, ``"^"``, ``"_"``, ``"="``, ``"^^"`` or
+    ``"__"``). ``length`` is the length shown, in quarter notes, before a tuplet's ratio;
+    ``tuplet`` is (num, numbase) inside one, and ``opens`` marks its first note. ``tied``:
+    tied to the next note. ``beat``: the beamed group it stands in, counted from the bar's
+    start (notes in one group and one tuplet share a beam).
+    """
+
+    step: tuple[str, int, str] | None
+    length: Fraction
+    tuplet: tuple[int, int] | None
+    opens: bool
+    tied: bool
+    beat: int
+
+
 @dataclass(frozen=True)
 class ParsedTune:
     """What :func:`parse_abc` read from one tune's ABC text.
@@ -99,7 +118,13 @@ class ParsedTune:
     ``verovio_abc`` is a plain copy of the tune that verovio's own ABC reader takes in
     exactly (every bar line written ``|``; repeats and endings are kept in ``measures``), or
     ``None`` when the tune uses something that reader does not handle (chords, grace notes,
-    key changes...): then ``not_plain`` says what, and the score is engraved through music21.
+    key changes...): then ``not_plain`` says what.
+
+    ``written`` is the tune bar by bar as :mod:`toolkit.music.mei` writes it for verovio when
+    verovio's ABC reader reads a plain tune differently, or the tune holds only lengths and
+    tuplets that reader cannot take; ``keysig`` is its key signature in MEI's words (``"2s"``,
+    ``"3f"``, ``"0"``). ``written`` is ``None`` for chords, grace notes, several voices,
+    changes of key or meter...: those are engraved through music21.
     """
 
     text: str
@@ -115,6 +140,8 @@ class ParsedTune:
     voices: int
     verovio_abc: str | None
     not_plain: str | None
+    written: tuple[tuple[Written, ...], ...] | None = None
+    keysig: str = "0"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,6 +289,9 @@ def tempo_qpm(value: str, unit: Fraction = Fraction(1, 8)) -> float | None:
 # a field on a line of its own in the body: not a note or rest letter followed by ':' ("A:|")
 _BODY_FIELD = re.compile(r"([H-Wh-wY+]):(.*)")
 _PLAIN_TUPLETS = {2, 3, 4, 6, 8}  # verovio's reader gives these their standard ratios
+# what keeps a tune off verovio's ABC reader but not off :func:`_written_copy`, which writes
+# every length and tuplet itself, tying notes where one cannot hold a length
+_LENGTHS_WRITTEN = ("a length verovio cannot write as one note", "the unit length", "the tuplet")
 # decorations verovio engraves; others (rolls ~, !slide!...) stay out of its copy
 _VEROVIO_DECORATIONS = {".", "T", "H", "u", "v", "!trill!", "!fermata!", "!accent!", "!>!",
                         "!tenuto!", "!upbow!", "!downbow!", "!staccato!"}
@@ -355,6 +385,7 @@ class _Reader:
         self.voice_names: set[str] = set()
         self.continued = False
         self.not_plain: str | None = None
+        self.writable = True  # can :func:`_written_copy` write it? (no chords, voices...)
         self.pieces: list[tuple[str, Any]] = []  # the plain copy for verovio, built as we go
 
     def error(self, problem: str, line: int, column: int) -> ABCError:
@@ -363,6 +394,8 @@ class _Reader:
     def unplain(self, why: str) -> None:
         if self.not_plain is None:
             self.not_plain = why
+        if not why.startswith(_LENGTHS_WRITTEN):
+            self.writable = False
 
     # -- pitches and lengths -------------------------------------------------------------------
     def pitch(self, acc: str, letter: str, octave: str, pos: tuple[int, int]) -> tuple[int, str]:
@@ -543,7 +576,7 @@ class _Reader:
                 if p not in _PLAIN_TUPLETS or m.group("q") is not None:
                     self.unplain(f"the tuplet {m.group(0)}")
                 self.tuplet = (Fraction(q, p), r)
-                self.pieces.append(("tuplet", m.group(0)))
+                self.pieces.append(("tuplet", (m.group(0), p, q)))
             elif kind == "slur":
                 self.pieces.append(("mark", m.group(0).lstrip(".")))
             elif kind == "tie":
@@ -676,7 +709,7 @@ def _verovio_copy(header: list[str], pieces: list[tuple[str, Any]], measures: li
                 out.pop()
             out.append(value)
         elif kind == "tuplet":
-            out.append(" " + value)
+            out.append(" " + value[0])
             in_tuplet = True
         elif kind == "bar":
             out.append(" |")
@@ -688,6 +721,64 @@ def _verovio_copy(header: list[str], pieces: list[tuple[str, Any]], measures: li
             out.append(value)
     lines = (re.sub(r" +", " ", line).strip() for line in "".join(out).split("\n"))
     return "\n".join(header) + "\n" + "\n".join(line for line in lines if line) + "\n"
+
+
+def _written_copy(pieces: list[tuple[str, Any]], events: list[ScoreEvent],
+                  measures: list[Measure], meter: str | None,
+                  bar: Fraction | None) -> tuple[tuple[Written, ...], ...]:
+    """The tune bar by bar as :class:`Written` notes and rests: pitches spelt as the ABC
+    spells them, lengths as our reading timed them (broken rhythms and tuplets included), a
+    tie only where our reading joins the two notes (the same pitch)."""
+    group = _beam_group(meter) or Fraction(1)
+    shift = Fraction(0)
+    if measures and bar is not None and measures[0].length < bar:
+        shift = bar - measures[0].length  # a pickup: its notes stand at the end of a bar
+    out: list[list[Written]] = [[]]
+    last: list[Written] | None = None  # the bar holding the last note or rest
+    tuplet: tuple[int, int] | None = None
+    opens = False
+    k = 0
+    for kind, value in pieces:
+        if kind == "note":
+            text, onset = value
+            event = events[k]
+            if last and last[-1].tied and events[k - 1].pitches != event.pitches:
+                last[-1] = last[-1]._replace(tied=False)  # a tie to another pitch joins nothing
+            k += 1
+            step = None
+            if event.pitches:
+                m = _SPELLING.match(text)
+                step = (m.group(2).lower(), (5 if m.group(2).islower() else 4)
+                        + m.group(3).count("'") - m.group(3).count(","), m.group(1) or "")
+            length = event.duration
+            if tuplet is not None:
+                length = length * tuplet[0] / tuplet[1]
+            beat = int((onset + (shift if len(out) == 1 else 0)) // group)
+            out[-1].append(Written(step, length, tuplet, opens, False, beat))
+            last, opens = out[-1], False
+        elif kind == "mark" and value == "-" and last:
+            last[-1] = last[-1]._replace(tied=last[-1].step is not None)
+        elif kind == "tuplet":
+            tuplet, opens = (value[1], value[2]), True
+        elif kind == "tuplet_end":
+            tuplet = None
+        elif kind == "bar":
+            out.append([])
+            tuplet, opens = None, False
+    if last and last[-1].tied:
+        last[-1] = last[-1]._replace(tied=False)  # a tie to nothing
+    return tuple(tuple(b) for b in out[:-1])
+
+
+def _mei_keysig(sig: dict[str, int]) -> str:
+    """A key signature in MEI's words: ``"2s"``, ``"3f"``, ``"0"`` (mixed ones: ``"0"``)."""
+    alters = set(sig.values())
+    if len(alters) != 1 or alters - {1, -1}:
+        return "0"
+    return f"{len(sig)}{'s' if alters == {1} else 'f'}"
+
+
+_SPELLING = re.compile(r"(\^\^|\^|__|_|=)?([A-Ga-g])([',]*)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -798,6 +889,9 @@ def parse_abc(text: str | bytes) -> ParsedTune:
         head.append(f"L:{unit.numerator}/{unit.denominator}")
         head.append("K:" + (key_name or "C"))
         verovio_abc = _verovio_copy(head, reader.pieces, reader.measures, meter, bar)
+    written = None
+    if reader.writable and reader.voices == 1:
+        written = _written_copy(reader.pieces, reader.events, reader.measures, meter, bar)
 
     notes = sorted((Note(int(p), float(on), float(d)) for p, on, d in reader.notes),
                    key=lambda n: (n.onset, n.pitch))
@@ -815,6 +909,8 @@ def parse_abc(text: str | bytes) -> ParsedTune:
         voices=reader.voices,
         verovio_abc=verovio_abc,
         not_plain=reader.not_plain,
+        written=written,
+        keysig=_mei_keysig(sig),
     )
 
 

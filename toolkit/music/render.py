@@ -14,9 +14,12 @@ How a tune reaches verovio:
    reading of every note and rest (pitch and length, from its MEI) is checked against ours;
    the repeats, endings and bar lines its ABC reader leaves out are then written into the MEI,
    which is loaded back and drawn.
-2. Anything else (chords, grace notes, key changes, several voices...), or a plain tune that
-   verovio reads differently, goes music21 -> MusicXML -> verovio. music21 takes ~40 ms to read
-   a tune and as long again to write MusicXML, so this path is several times slower.
+2. A plain tune that verovio reads differently (broken rhythms after dotted notes, tuplets
+   cut off: a generated tune at a high temperature), or one with lengths no single note shows,
+   is written as MEI by :mod:`toolkit.music.mei` from our own reading, and verovio draws that.
+3. Anything else (chords, grace notes, key changes, several voices...) goes music21 ->
+   MusicXML -> verovio. music21 takes ~40 ms to read a tune and as long again to write
+   MusicXML, so this path is several times slower (and its import adds 32 MB to a kernel).
 
 The same input gives the same SVG, byte for byte (``xmlIdChecksum``). Systems wrap to the
 width asked for, all on one page. verovio's own messages are switched off; when it cannot read
@@ -42,6 +45,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from toolkit.music import m21
+from toolkit.music.mei import mei as mei_text
 from toolkit.music.notes import Note
 from toolkit.music.reader import ABCError, Measure, ParsedTune, Performance, ending_spans
 from toolkit.music.tokens import NATURAL_SEMITONE
@@ -188,13 +192,14 @@ _MEI_ACCID = {"s": 1, "f": -1, "n": 0, "ss": 2, "x": 2, "ff": -2}
 _MEI_STEP = {letter.lower(): s for letter, s in NATURAL_SEMITONE.items()}
 
 
-def _mei_agrees(mei: str, parsed: ParsedTune) -> bool:
-    """Does verovio's reading (its MEI) hold every note and rest of ours, with the same pitch
-    and length, in the same order?
+def _mei_reading(mei: str) -> list[tuple[Fraction, int | None, bool]] | None:
+    """verovio's reading of a tune, from its MEI: every note and rest in order as (length in
+    quarter notes, MIDI pitch or None, ends a tie?), or None when the MEI holds something our
+    reading never writes (chords, grace notes, spaces...).
 
     Lengths come from ``dur``, ``dots`` and the enclosing tuplets; pitches from ``pname``,
     ``oct``, the key signature and the written accidentals, which hold to the end of the bar in
-    their octave (a note at the end of a tie is not checked: the tie carries its accidental).
+    their octave; a note at the end of a tie sounds the pitch it is tied from.
     """
     tie_ends = set(re.findall(r'<tie\b[^>]*\bendid="#?([^"]+)"', mei))
     # the key signature: verovio's own accid.ges cannot be trusted (its ABC reader keeps the
@@ -203,16 +208,30 @@ def _mei_agrees(mei: str, parsed: ParsedTune) -> bool:
     count = int(keysig.group(1)) if keysig else 0
     order = "fcgdaeb" if keysig and keysig.group(2) == "s" else "beadgcf"
     in_key = {step: (1 if keysig and keysig.group(2) == "s" else -1) for step in order[:count]}
-    ours = [ev for ev in parsed.events]
-    theirs: list[list[Any]] = []  # [quarter notes, pitch or None, bar number]
+    reading: list[tuple[Fraction, int | None, bool]] = []
     tuplets: list[Fraction] = []
-    bar = 0
+    held: dict[tuple[str, str], int] = {}  # accidentals written earlier in the bar
+    note: list[Any] | None = None  # [step, written accidental, ends a tie] of an open <note>
     section = mei.find("<section")
+
+    def sound() -> None:  # the open note, now that its <accid> children are read
+        (pname, octave), written, tied = note
+        if written in _MEI_ACCID:
+            held[(pname, octave)] = _MEI_ACCID[written]
+        alter = held.get((pname, octave), in_key.get(pname, 0))
+        pitch = 12 * (int(octave) + 1) + _MEI_STEP[pname] + alter
+        if tied and len(reading) > 1 and reading[-2][1] is not None:
+            pitch = reading[-2][1]  # a tie carries its accidental
+        reading[-1] = (reading[-1][0], pitch, tied)
+
     for m in _MEI_TAG.finditer(mei, max(section, 0)):
         closing, name, attrs = m.group(1), m.group(2), m.group(3)
         a = dict(re.findall(r'([\w.:]+)="([^"]*)"', attrs))
+        if note is not None and name != "accid":
+            sound()
+            note = None
         if name == "measure":
-            bar += not closing
+            held = {}
         elif name == "tuplet":
             if closing:
                 tuplets.pop()
@@ -223,42 +242,57 @@ def _mei_agrees(mei: str, parsed: ParsedTune) -> bool:
             if whole_notes is None and a.get("dur", "").isdigit() and int(a["dur"]) > 0:
                 whole_notes = Fraction(1, int(a["dur"]))
             if "grace" in a or whole_notes is None:
-                return False
+                return None
             dots = int(a.get("dots", 0))
             length = 4 * whole_notes * (2 - Fraction(1, 2**dots))
             for ratio in tuplets:
                 length *= ratio
-            pitch = None
+            reading.append((length, None, False))
             if name == "note":
                 step = (a.get("pname", ""), a.get("oct", ""))
                 if step[0] not in _MEI_STEP or not step[1].lstrip("-").isdigit():
-                    return False
-                pitch = [step, a.get("accid"), a.get("xml:id")]
-            theirs.append([length, pitch, bar])
-        elif name == "accid" and theirs and theirs[-1][1] is not None and not closing:
-            note = theirs[-1][1]  # the note this accidental belongs to
-            note[1] = a.get("accid", note[1])
+                    return None
+                note = [step, a.get("accid"), a.get("xml:id") in tie_ends]
+        elif name == "accid" and note is not None and not closing:
+            note[1] = a.get("accid", note[1])  # the accidental of the open note
         elif name not in ("accid", "note", "rest"):
-            return False  # something our reading does not write: chords, spaces...
-    if len(theirs) != len(ours):
+            return None  # something our reading does not write: chords, spaces...
+    if note is not None:
+        sound()
+    return reading
+
+
+def _mei_agrees(mei: str, parsed: ParsedTune) -> bool:
+    """Does verovio's reading (its MEI) hold every note and rest of ours, with the same pitch
+    and length, in the same order? (A note at the end of a tie is checked for its length.)"""
+    reading = _mei_reading(mei)
+    if reading is None or len(reading) != len(parsed.events):
         return False
-    held: dict[tuple[str, str], int] = {}  # accidentals written earlier in the bar
-    for (length, note, bar), event, (_, _, previous_bar) in zip(
-            theirs, ours, [[0, 0, 0], *theirs], strict=False):
-        if bar != previous_bar:
-            held = {}
-        if length != event.duration or (note is None) != (not event.pitches):
-            return False
-        if note is None:
-            continue
-        (pname, octave), written, xml_id = note
-        if written in _MEI_ACCID:
-            held[(pname, octave)] = _MEI_ACCID[written]
-        alter = held.get((pname, octave), in_key.get(pname, 0))
-        pitch = 12 * (int(octave) + 1) + _MEI_STEP[pname] + alter
-        if pitch != event.pitches[0] and xml_id not in tie_ends:
-            return False
-    return True
+    return all(length == event.duration and (pitch is None) == (not event.pitches)
+               and (pitch is None or tied or pitch == event.pitches[0])
+               for (length, pitch, tied), event in zip(reading, parsed.events, strict=True))
+
+
+def _mei_sounds(mei: str, parsed: ParsedTune) -> bool:
+    """Does verovio's reading (its MEI) sound every note of ours, ties joined, at the same
+    time for as long? (For our own MEI, where one of our notes may be several tied.)"""
+    reading = _mei_reading(mei)
+    if reading is None:
+        return False
+    sounds: list[list[Any]] = []  # [pitch, onset, duration]
+    time = Fraction(0)
+    for length, pitch, tied in reading:
+        if pitch is not None:
+            last = sounds[-1] if sounds else None
+            if tied and last is not None and last[0] == pitch and last[1] + last[2] == time:
+                last[2] += length
+            else:
+                sounds.append([pitch, time, length])
+        time += length
+    ours = sorted(((n.pitch, n.onset, n.duration) for n in parsed.notes), key=lambda n: n[1])
+    return time == parsed.length and len(sounds) == len(ours) and all(
+        p == q and math.isclose(on, float(o)) and math.isclose(d, float(e))
+        for (q, o, e), (p, on, d) in zip(sounds, ours, strict=True))
 
 
 def _write_bars(mei: str, measures: tuple[Measure, ...]) -> str | None:
@@ -321,7 +355,8 @@ def _size(svg_text: str) -> tuple[float, float]:
 
 def engrave(parsed: ParsedTune, *, width: int = 800, key: str | int | None = None,
             score: Any = None) -> tuple[str, str]:
-    """Engrave a read tune: (SVG text, the way it went: ``"abc"`` or ``"musicxml"``).
+    """Engrave a read tune: (SVG text, the way it went: ``"abc"``, ``"mei"`` or
+    ``"musicxml"``).
 
     ``score`` is music21's reading of the tune, or a function that makes it; it is needed only
     when the tune is not plain. See the module's docstring for the two ways.
@@ -346,6 +381,17 @@ def engrave(parsed: ParsedTune, *, width: int = 800, key: str | int | None = Non
                     tk.setOptions(_options(width, transpose, "mei"))
                     if tk.loadData(mei):
                         return _pages(tk), "abc"
+    ours = mei_text(parsed)
+    if ours is not None:
+        with _lock:  # verovio's reading of our MEI is checked as its reading of ABC is
+            reading = _options(width, "", "mei")
+            reading["breaks"] = "none"
+            tk.setOptions(reading)
+            if tk.loadData(ours) and _mei_sounds(tk.getMEI(), parsed):
+                ours = _write_bars(ours, parsed.measures)
+                tk.setOptions(_options(width, transpose, "mei"))
+                if ours is not None and tk.loadData(ours):
+                    return _pages(tk), "mei"
     if callable(score):
         score = score()
     if score is None:
@@ -445,7 +491,7 @@ def _color_notes(text: str, colors: list[str | None], parsed: ParsedTune, what: 
         raise ValueError(f"cannot {what}: the score has {written} notes and rests but {given}")
     if len(heads) != len(colors):
         raise ValueError(f"cannot {what}: the engraving shows {len(heads)} notes "
-                         f"and rests for {len(colors)} tokens (music21 split some notes)")
+                         f"and rests for {len(colors)} tokens (a long note is drawn as tied notes)")
     out, pos = [], 0
     for m, color in zip(heads, colors, strict=True):
         out.append(text[pos:m.end()])
