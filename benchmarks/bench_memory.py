@@ -2,6 +2,7 @@
 
     python benchmarks/bench_memory.py                  # every notebook, then 00's first cell alone
     python benchmarks/bench_memory.py --part parts     # what the toolkit's memory habits save
+    python benchmarks/bench_memory.py --part class     # a student's session: kernels kept open
 
 Each notebook runs top to bottom in a fresh kernel (as nbval runs it); the figure is the kernel's
 peak resident memory (VmHWM from /proc, Linux), so it counts everything the notebook imported and
@@ -10,6 +11,14 @@ built. At the end it also reads how much of the kernel's resident memory is its 
 several open kernels map from the same files.
 Targets (issue "Green on every fresh machine"): 00's first cell <= 250 MB, any notebook
 <= 400 MB. Results go to benchmarks/results/memory.json.
+
+``--part class`` measures what a student's session holds with several notebooks open: the six
+heaviest notebooks (by their peak in memory.json) are run one after another, each in its own
+kernel, and every kernel is kept open; after each, the kernels' proportional set sizes (PSS:
+a page that n kernels share counts 1/n in each) are added up. That sum is what the kernels
+take from the machine together (what Binder's limit counts), lower than their summed RSS,
+which counts libtorch's code once per kernel. A Jupyter server's own PSS is measured too.
+Results go to benchmarks/results/memory_class.json.
 
 ``--part parts`` measures, each in a fresh process, the peak growth of the three operations that
 made kernels large, with and without the habit that now bounds each (``toolkit.lm.heap``,
@@ -32,6 +41,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "memory.json"
 PARTS_OUT = ROOT / "benchmarks" / "results" / "memory_parts.json"
+CLASS_OUT = ROOT / "benchmarks" / "results" / "memory_class.json"
 
 # each runs in a fresh Python; it prints the peak growth (MB) of the measured call and a figure
 _PRELUDE = """
@@ -131,6 +141,14 @@ def peak_mb(pid: int) -> float:
     raise RuntimeError("no VmHWM")
 
 
+def pss_mb(pid: int) -> float:
+    """The process's proportional set size (MB): its own pages, and its share of shared ones."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no Pss")
+
+
 def private_mb(pid: int) -> tuple[float, float]:
     """(RSS, anonymous) now, in MB. Anonymous pages (the heap: tensors, arrays, Python objects)
     belong to this kernel alone; the rest of its RSS is file-backed (libtorch's code, numpy's,
@@ -157,9 +175,76 @@ def run(path: Path, cells: int | None = None) -> dict:
             client.execute_cell(cell, i)
         mb = peak_mb(pid)
         rss, private = private_mb(pid)
+        probe = nbformat.v4.new_code_cell("import sys; print('music21' in sys.modules)")
+        nb.cells.append(probe)
+        client.execute_cell(probe, len(nb.cells) - 1)
     return {"notebook": path.name, "cells": "all" if cells is None else cells,
             "peak_mb": round(mb, 1), "rss_end_mb": round(rss, 1),
-            "anonymous_end_mb": round(private, 1), "seconds": round(time.perf_counter() - t0, 1)}
+            "anonymous_end_mb": round(private, 1),
+            "music21": probe.outputs[0]["text"].strip() == "True",
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _server_pss_mb() -> float:
+    """A JupyterLab server's PSS (MB) once it answers, with no notebook open."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
+         "--IdentityProvider.token=", "--ServerApp.password=", "--allow-root",
+         f"--ServerApp.root_dir={ROOT / 'notebooks'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/lab", timeout=30).read()  # its page
+        time.sleep(1)
+        return pss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def class_session() -> list[dict]:
+    """Open the six heaviest notebooks one after another, keeping every kernel; after each,
+    the kernels' summed PSS and RSS."""
+    from contextlib import ExitStack
+
+    peaks = {r["notebook"]: r["peak_mb"] for r in json.loads(OUT.read_text())
+             if r["cells"] == "all"}
+    names = sorted(peaks, key=peaks.get, reverse=True)[:6]
+    rows, pids = [], []
+    with ExitStack() as stack:
+        for name in names:
+            path = ROOT / "notebooks" / name
+            nb = nbformat.read(path, as_version=4)
+            client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                                    resources={"metadata": {"path": str(path.parent)}})
+            stack.enter_context(client.setup_kernel())
+            pids.append(client.km.provisioner.process.pid)
+            for i, cell in enumerate(nb.cells):
+                client.execute_cell(cell, i)
+            time.sleep(1)
+            rows.append({"open": len(pids), "notebook": name,
+                         "pss_total_mb": round(sum(pss_mb(p) for p in pids), 1),
+                         "rss_total_mb": round(sum(private_mb(p)[0] for p in pids), 1),
+                         "largest_peak_mb": max(peaks[n] for n in names[:len(pids)])})
+            r = rows[-1]
+            print(f"{r['open']} kernels open (+{name:<34}) PSS {r['pss_total_mb']:7.1f} MB, "
+                  f"RSS {r['rss_total_mb']:7.1f} MB")
+    server = _server_pss_mb()
+    print(f"a JupyterLab server, no notebook open: PSS {server:.1f} MB")
+    CLASS_OUT.write_text(json.dumps({"kernels": rows, "server_pss_mb": round(server, 1)},
+                                    indent=1))
+    return rows
 
 
 def main() -> None:
@@ -172,7 +257,8 @@ def main() -> None:
     for r in rows:
         print(f"{r['notebook']:<36} {str(r['cells']):>5} cells  peak {r['peak_mb']:7.1f} MB  "
               f"at the end {r['rss_end_mb']:7.1f} MB, {r['anonymous_end_mb']:7.1f} MB of it "
-              f"its own heap ({r['seconds']} s)")
+              f"its own heap; music21 {'imported' if r['music21'] else 'not imported'} "
+              f"({r['seconds']} s)")
     worst = max(r["peak_mb"] for r in rows[2:])
     print(f"a bare kernel: {rows[0]['peak_mb']:.0f} MB; first cell of 00: "
           f"{rows[1]['peak_mb']:.0f} MB (target <= 250); worst notebook "
@@ -181,4 +267,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    parts() if sys.argv[1:] == ["--part", "parts"] else main()
+    PARTS = {"": main, "parts": parts, "class": class_session}
+    part = sys.argv[2] if len(sys.argv) == 3 and sys.argv[1] == "--part" else "" if len(
+        sys.argv) == 1 else None
+    if part not in PARTS:
+        sys.exit("usage: python benchmarks/bench_memory.py [--part parts|class]")
+    PARTS[part]()

@@ -67,6 +67,16 @@ def test_load_returns_one_split(built):
         data.load("training", cache_dir=out)
 
 
+def test_records_stream_what_load_lists(built):
+    _, out = built
+    stream = data.records("all", cache_dir=out)
+    first = next(stream)
+    assert first == data.load("all", cache_dir=out)[0]
+    assert 1 + sum(1 for _ in stream) == len(data.load("all", cache_dir=out))
+    with pytest.raises(ValueError, match="'training'"):  # at the call, not at the first tune
+        data.records("training", cache_dir=out)
+
+
 def test_the_split_follows_the_melody_so_duplicates_share_it(records):
     for r in records[::50]:  # the split is a pure function of the melody
         assert r["split"] == data._split_of(data._melody_key(r["tokens"]))

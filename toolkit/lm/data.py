@@ -27,7 +27,8 @@ from toolkit.music import m21
 from toolkit.music.check import check_tokens
 from toolkit.music.tokens import ABCSyntaxError, encode, is_pitch, split_tunes
 
-__all__ = ["COLLECTIONS", "CACHE_DIR", "TOY_PATH", "MY_TUNES_DIR", "build", "load", "load_toy",
+__all__ = ["COLLECTIONS", "CACHE_DIR", "TOY_PATH", "MY_TUNES_DIR", "build", "load", "records",
+           "load_toy",
            "read_abc_files", "skipped_table", "holdout", "style_of", "iter_corpus"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,10 +210,15 @@ def build(out_dir: str | Path | None = None, verbose: bool = False) -> dict:
     return stats
 
 
-def load(split: str = "train", cache_dir: str | Path | None = None) -> list[dict]:
-    """Records of one split (``train``, ``valid``, ``test`` or ``all``).
+def records(split: str = "train", cache_dir: str | Path | None = None) -> Iterator[dict]:
+    """The records of one split (``train``, ``valid``, ``test`` or ``all``), one at a time:
+    for a figure over the whole corpus, without holding it (the corpus as a list costs a
+    kernel ~20 MB more at its peak; ``benchmarks/bench_memory.py``).
 
     Builds the cache first when it is absent.
+
+    >>> sum(1 for _ in records("valid")) == len(load("valid"))
+    True
     """
     if split not in ("train", "valid", "test", "all"):
         raise ValueError(f"split must be one of 'train', 'valid', 'test', 'all', got {split!r}")
@@ -223,16 +229,27 @@ def load(split: str = "train", cache_dir: str | Path | None = None) -> list[dict
         print(f"Building the dataset cache in {d} (once, a few seconds; "
               "`python -m toolkit build-data` does it ahead of time)...", file=sys.stderr)
         build(d, verbose=True)
-    recs, names = [], {}
-    with open(d / "tunes.jsonl") as f:
+    return _read(d / "tunes.jsonl", split)
+
+
+def _read(path: Path, split: str) -> Iterator[dict]:
+    names: dict[str, str] = {}
+    with open(path) as f:
         for line in f:
             r = json.loads(line)
             if split == "all" or r["split"] == split:
                 # one string object per token name, shared by every tune: the training split
                 # then holds ~1.5M pointers, not ~1.5M strings (bench_memory.py measures it)
                 r["tokens"] = [names.setdefault(t, t) for t in r["tokens"]]
-                recs.append(r)
-    return recs
+                yield r
+
+
+def load(split: str = "train", cache_dir: str | Path | None = None) -> list[dict]:
+    """Records of one split (``train``, ``valid``, ``test`` or ``all``), as a list.
+
+    Builds the cache first when it is absent.
+    """
+    return list(records(split, cache_dir))
 
 
 def _abc_paths(paths) -> tuple[list[Path], list[tuple[str, str]]]:

@@ -86,8 +86,13 @@ def temperature_entropy(logits: Any, temperatures: Sequence[float] | np.ndarray)
     if t.dim() != 1 or not bool((t > 0).all()):
         raise ValueError("temperatures must be a 1-D sequence of numbers > 0 (use "
                          "S.temperature(0) for greedy)")
+    # the result is made before the (n_T, V) temporaries: made after, it would sit on top of
+    # the heap where they were freed, and a list of one result per position (notebook 9 keeps
+    # thousands) would hold the heap's top up, tens of MB (tests/test_sampling.py measures it)
+    out = np.empty(len(t))
     p = torch.softmax(x[None, :] / t[:, None], dim=-1)          # (n_T, V)
-    return (torch.special.entr(p).sum(dim=-1) / math.log(2)).numpy()
+    out[:] = (torch.special.entr(p).sum(dim=-1) / math.log(2)).numpy()
+    return out
 
 
 def _divide_shifted(logits: Tensor, t: Tensor) -> Tensor:
