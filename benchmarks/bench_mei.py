@@ -46,7 +46,7 @@ def read_back(texts) -> dict:
             continue
         written = mei(parsed)
         if written is None:
-            counts["not written (chords, grace notes...: music21)"] += 1
+            counts["not written (chords, grace notes, slurs...: music21)"] += 1
             continue
         tk.setOptions(render._options(800, "", "mei"))
         same = tk.loadData(written) and render._mei_sounds(tk.getMEI(), parsed)

@@ -65,7 +65,7 @@ def test_each_tune_is_logged_as_written_and_a_rerun_resumes(tmp_path, capsys):
 
 def test_the_seed_1_batch_is_engraved_whole(tmp_path, capsys):
     """The seed-1 batch's tune 145 (a bar 11 bars long, cut at max_tokens) once hung the run;
-    later it was refused. Now every tune has its score; one refused would still keep its ABC."""
+    later it was refused. Now every tune of the batch has its score as well as its ABC."""
     out = tmp_path / "seed1"
     rc = cli(["generate", "--n", "300", "--seed", "1", "--formats", "abc,svg", "--out", str(out)])
     assert rc == 0

@@ -99,5 +99,6 @@ def test_the_readmes_advice_to_teachers_follows_the_memory_benchmark():
     total = opened["pss_total_mb"] + session["server_pss_mb"]
     assert float(together.group(2)) == round(total / 1000, 1)
     assert f"**at most {words[opened['open']]} notebooks running**" in readme
+    assert f"the server\nmeasured idle, {round(session['server_pss_mb'])} MB" in readme
     cell_peak = max(r["peak_mb"] - r["rss_end_mb"] for r in rows)
     assert total + cell_peak < 2000  # Binder stops a session at 2 GB

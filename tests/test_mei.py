@@ -101,10 +101,26 @@ def test_long_notes_are_tied_notes_and_the_title_and_bars_stay():
     assert _verovio_hears_ours(parsed.text)
 
 
-def test_chords_and_grace_notes_still_go_through_music21():
+def test_chords_grace_notes_and_marks_still_go_through_music21():
     for abc in ("X:1\nL:1/8\nK:C\n[CEG]2 c2|]\n", "X:1\nL:1/8\nK:C\n{g}A2 c2|]\n"):
         parsed = parse_abc(abc)
         assert parsed.written is None and mei(parsed) is None
+    # verovio misreads c3>AB; our MEI would drop the chord symbols, the trill and the slur
+    marked = parse_abc('X:1\nT:t\nM:3/4\nL:1/8\nK:Dmin\n'
+                       '"Dm"c>B !trill!c3>AB | "A7"(c<e c2) A2 |]\n')
+    svg, way = render.engrave(marked)
+    assert marked.written is None and way == "musicxml"
+    assert "Dm" in svg and "A7" in svg and 'class="slur"' in svg
+
+
+def test_two_scores_on_one_page_share_no_ids():
+    import re
+
+    first, second = (render.engrave(parse_abc(f"X:1\nT:{t}\nM:4/4\nL:1/8\nK:G\nE24 G8|]\n"))
+                     for t in ("one", "two"))
+    assert first[1] == second[1] == "mei"
+    ids = [set(re.findall(r'<g id="([^"]+)" class="note"', svg)) for svg, _ in (first, second)]
+    assert ids[0] and ids[1] and not ids[0] & ids[1]
 
 
 def test_hot_generated_tunes_never_import_music21():

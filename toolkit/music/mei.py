@@ -3,9 +3,9 @@
 verovio's ABC reader takes most tunes as they are (:mod:`toolkit.music.render` checks its
 reading note by note), but a generated tune at a high temperature soon holds something it
 reads differently -- a broken rhythm after a dotted note (``c3>A``), a tuplet cut off by a bar
-line -- or a length no single note can show (``E24``, three whole notes). Such a tune is
-written here as MEI, bar by bar, from :attr:`ParsedTune.written`: the pitches spelt as the
-ABC spells them, the lengths our reader gave them, a long note as tied notes, tuplets and
+line -- or a length that reader cannot take as one note (``E5``, five eighths; ``E24``). Such a
+tune is written here as MEI, bar by bar, from :attr:`ParsedTune.written`: the pitches spelt as
+the ABC spells them, the lengths our reader gave them, a long note as tied notes, tuplets and
 beams on the beat. verovio then engraves the MEI. It is plain string work, linear in the tune:
 no other reader is needed (music21's import alone costs a kernel 32 MB), and no input can
 make it slow.
@@ -15,13 +15,16 @@ make it slow.
     >>> text.count("<note "), text.count("<tie ")
     (4, 1)
 
-Slurs, decorations and chord symbols are left out; repeats and endings are put in by the
-renderer, as for verovio's own reading.
+A tune with slurs, decorations or chord symbols is not written here (music21 draws those);
+repeats and endings are put in by the renderer, as for verovio's own reading. A long note is
+written with the fewest note values, longest first, not split at the bar's beats.
 """
 
 from __future__ import annotations
 
+import hashlib
 from fractions import Fraction
+from typing import Any
 from xml.sax.saxutils import escape
 
 from toolkit.music.reader import ParsedTune, Written
@@ -54,7 +57,7 @@ def note_values(length: Fraction) -> list[tuple[str, int]] | None:
     return parts if left == 0 and parts else None
 
 
-def _notes(w: Written, parts: list[tuple[str, int]], ids: list[int],
+def _notes(w: Written, parts: list[tuple[str, int]], ids: list[Any],
            ties: list[int]) -> list[str]:
     """The MEI elements of one note or rest, in tied parts when there are several. ``ids``
     holds the number of the last note written; ``ties`` gets the notes that tie to the next
@@ -71,11 +74,11 @@ def _notes(w: Written, parts: list[tuple[str, int]], ids: list[int],
         ids[0] += 1
         if j < len(parts) - 1 or w.tied:
             ties.append(ids[0])
-        out.append(f'<note xml:id="n{ids[0]}" pname="{letter}" oct="{octave}"{attrs}/>')
+        out.append(f'<note xml:id="{ids[1]}{ids[0]}" pname="{letter}" oct="{octave}"{attrs}/>')
     return out
 
 
-def _bar(bar: tuple[Written, ...], ids: list[int]) -> str | None:
+def _bar(bar: tuple[Written, ...], ids: list[Any]) -> str | None:
     """One measure: notes and rests, in tuplets and beams, then the ties that start in it."""
     out: list[str] = []
     ties: list[int] = []
@@ -118,7 +121,7 @@ def _bar(bar: tuple[Written, ...], ids: list[int]) -> str | None:
     # a tie may join notes of two spellings (^a-_b holds one pitch), so ties are elements
     return ('<measure right="single"><staff n="1"><layer n="1">'  # no n: no bar numbers
             + "".join(out) + "</layer></staff>"
-            + "".join(f'<tie startid="#n{i}" endid="#n{i + 1}"/>' for i in ties)
+            + "".join(f'<tie startid="#{ids[1]}{i}" endid="#{ids[1]}{i + 1}"/>' for i in ties)
             + "</measure>")
 
 
@@ -127,7 +130,10 @@ def mei(parsed: ParsedTune) -> str | None:
     is, or a length is no sum of note values)."""
     if parsed.written is None or len(parsed.written) != len(parsed.measures):
         return None
-    measures, ids = [], [0]
+    # [notes so far, the ids' prefix]: the prefix follows the text, so two scores on one page
+    # do not share ids (verovio's own ids follow the text too)
+    measures = []
+    ids: list[Any] = [0, "n" + hashlib.sha1(parsed.text.encode("utf-8")).hexdigest()[:8] + "-"]
     for bar in parsed.written:
         measure = _bar(bar, ids)
         if measure is None:

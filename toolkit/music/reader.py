@@ -124,7 +124,8 @@ class ParsedTune:
     verovio's ABC reader reads a plain tune differently, or the tune holds only lengths and
     tuplets that reader cannot take; ``keysig`` is its key signature in MEI's words (``"2s"``,
     ``"3f"``, ``"0"``). ``written`` is ``None`` for chords, grace notes, several voices,
-    changes of key or meter...: those are engraved through music21.
+    changes of key or meter, slurs, decorations and chord symbols...: those are engraved
+    through music21.
     """
 
     text: str
@@ -725,10 +726,11 @@ def _verovio_copy(header: list[str], pieces: list[tuple[str, Any]], measures: li
 
 def _written_copy(pieces: list[tuple[str, Any]], events: list[ScoreEvent],
                   measures: list[Measure], meter: str | None,
-                  bar: Fraction | None) -> tuple[tuple[Written, ...], ...]:
+                  bar: Fraction | None) -> tuple[tuple[Written, ...], ...] | None:
     """The tune bar by bar as :class:`Written` notes and rests: pitches spelt as the ABC
     spells them, lengths as our reading timed them (broken rhythms and tuplets included), a
-    tie only where our reading joins the two notes (the same pitch)."""
+    tie only where our reading joins the two notes (the same pitch). None when the tune has
+    slurs, decorations or chord symbols, which :mod:`toolkit.music.mei` does not write."""
     group = _beam_group(meter) or Fraction(1)
     shift = Fraction(0)
     if measures and bar is not None and measures[0].length < bar:
@@ -756,8 +758,11 @@ def _written_copy(pieces: list[tuple[str, Any]], events: list[ScoreEvent],
             beat = int((onset + (shift if len(out) == 1 else 0)) // group)
             out[-1].append(Written(step, length, tuplet, opens, False, beat))
             last, opens = out[-1], False
-        elif kind == "mark" and value == "-" and last:
-            last[-1] = last[-1]._replace(tied=last[-1].step is not None)
+        elif kind == "mark" and value == "-":
+            if last:
+                last[-1] = last[-1]._replace(tied=last[-1].step is not None)
+        elif kind == "mark":
+            return None  # a slur, decoration or chord symbol: music21 draws it, our MEI would not
         elif kind == "tuplet":
             tuplet, opens = (value[1], value[2]), True
         elif kind == "tuplet_end":

@@ -359,7 +359,8 @@ def engrave(parsed: ParsedTune, *, width: int = 800, key: str | int | None = Non
     ``"musicxml"``).
 
     ``score`` is music21's reading of the tune, or a function that makes it; it is needed only
-    when the tune is not plain. See the module's docstring for the two ways.
+    when neither verovio's ABC reader nor our MEI can take the tune. See the module's docstring
+    for the three ways.
     """
     if isinstance(width, bool) or not isinstance(width, int) or not 200 <= width <= 4000:
         raise ValueError(f"width={width!r}: give a whole number of pixels from 200 to 4000")
