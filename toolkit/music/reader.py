@@ -141,8 +141,13 @@ class ParsedTune:
     voices: int
     verovio_abc: str | None
     not_plain: str | None
-    written: tuple[tuple[Written, ...], ...] | None = None
     keysig: str = "0"
+
+    @functools.cached_property
+    def written(self) -> tuple[tuple[Written, ...], ...] | None:
+        """See the class's docstring. Read again from the text when first asked for (then
+        kept): most tunes never need it, so reading a tune does not build it."""
+        return _written_of(self.text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -804,6 +809,50 @@ def parse_abc(text: str | bytes) -> ParsedTune:
     >>> [m.right for m in tune.measures]
     ['single', 'end']
     """
+    text, reader, titles, fields, meter, bar, unit, key_name, sig, tempo = _read(text)
+
+    verovio_abc = None
+    if reader.not_plain is None:
+        head = ["X:1"]
+        if titles and titles[0]:
+            head.append("T:" + titles[0])
+        if meter is not None:
+            head.append("M:" + meter)
+        head.append(f"L:{unit.numerator}/{unit.denominator}")
+        head.append("K:" + (key_name or "C"))
+        verovio_abc = _verovio_copy(head, reader.pieces, reader.measures, meter, bar)
+
+    notes = sorted((Note(int(p), float(on), float(d)) for p, on, d in reader.notes),
+                   key=lambda n: (n.onset, n.pitch))
+    return ParsedTune(
+        text=text,
+        title=titles[0] if titles else "",
+        meter=meter,
+        unit=unit,
+        key=fields["K"][0],
+        tempo=tempo,
+        events=tuple(reader.events),
+        notes=tuple(notes),
+        measures=tuple(reader.measures),
+        length=reader.time,
+        voices=reader.voices,
+        verovio_abc=verovio_abc,
+        not_plain=reader.not_plain,
+        keysig=_mei_keysig(sig),
+    )
+
+
+def _written_of(text: str) -> tuple[tuple[Written, ...], ...] | None:
+    """:attr:`ParsedTune.written`, read again from the tune's text."""
+    _, reader, _, _, meter, bar, *_ = _read(text)
+    if not reader.writable or reader.voices > 1:
+        return None
+    return _written_copy(reader.pieces, reader.events, reader.measures, meter, bar)
+
+
+def _read(text: str | bytes) -> tuple[Any, ...]:
+    """Read a tune's header and body: (the text, the body's reader, titles, header fields,
+    meter, bar length, unit length, key for verovio, key signature, tempo)."""
     if isinstance(text, bytes | bytearray):
         try:
             text = bytes(text).decode("utf-8")
@@ -883,40 +932,7 @@ def parse_abc(text: str | bytes) -> ParsedTune:
         raise ABCError("the tune has no notes or rests", abc=text)
     if reader.voices > 1:
         reader.unplain("several voices")
-
-    verovio_abc = None
-    if reader.not_plain is None:
-        head = ["X:1"]
-        if titles and titles[0]:
-            head.append("T:" + titles[0])
-        if meter is not None:
-            head.append("M:" + meter)
-        head.append(f"L:{unit.numerator}/{unit.denominator}")
-        head.append("K:" + (key_name or "C"))
-        verovio_abc = _verovio_copy(head, reader.pieces, reader.measures, meter, bar)
-    written = None
-    if reader.writable and reader.voices == 1:
-        written = _written_copy(reader.pieces, reader.events, reader.measures, meter, bar)
-
-    notes = sorted((Note(int(p), float(on), float(d)) for p, on, d in reader.notes),
-                   key=lambda n: (n.onset, n.pitch))
-    return ParsedTune(
-        text=text,
-        title=titles[0] if titles else "",
-        meter=meter,
-        unit=unit,
-        key=fields["K"][0],
-        tempo=tempo,
-        events=tuple(reader.events),
-        notes=tuple(notes),
-        measures=tuple(reader.measures),
-        length=reader.time,
-        voices=reader.voices,
-        verovio_abc=verovio_abc,
-        not_plain=reader.not_plain,
-        written=written,
-        keysig=_mei_keysig(sig),
-    )
+    return text, reader, titles, fields, meter, bar, unit, key_name, sig, tempo
 
 
 # ---------------------------------------------------------------------------------------------
