@@ -5,6 +5,7 @@ tune must never need music21 (its import costs a kernel 32 MB)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -114,8 +115,6 @@ def test_chords_grace_notes_and_marks_still_go_through_music21():
 
 
 def test_two_scores_on_one_page_share_no_ids():
-    import re
-
     first, second = (render.engrave(parse_abc(f"X:1\nT:{t}\nM:4/4\nL:1/8\nK:G\nE24 G8|]\n"))
                      for t in ("one", "two"))
     assert first[1] == second[1] == "mei"
@@ -149,3 +148,14 @@ print(json.dumps({"ways": ways, "music21": "music21" in sys.modules}))
     assert result["music21"] is False, result
     assert set(result["ways"]) <= {"drawn", "unreadable ABC"}, result
     assert result["ways"]["drawn"] >= 60, result  # 69 of 72 here
+
+
+def test_a_long_note_drawn_as_tied_notes_is_coloured_whole():
+    from toolkit.music.tune import Tune
+
+    abc = "X:1\nT:t\nM:4/4\nL:1/8\nK:G\nE40 G2 z2 |]\n"  # E40: a long tied to a whole
+    tune = Tune.from_abc(abc)
+    colors = ["#111111", "#222222", "#333333"]  # one per note and rest, as tokens give them
+    svg = render.paint_notes(tune.svg(), tune, colors)
+    painted = re.findall(r'class="(?:note|rest)" fill="(#\d+)"', svg)
+    assert painted == ["#111111", "#111111", "#222222", "#333333"]
