@@ -3,6 +3,7 @@
     python benchmarks/bench_memory.py                  # every notebook, then 00's first cell alone
     python benchmarks/bench_memory.py --part parts     # what the toolkit's memory habits save
     python benchmarks/bench_memory.py --part class     # a student's session: kernels kept open
+    python benchmarks/bench_memory.py --part first     # 00's first cell, a statement at a time
 
 Each notebook runs top to bottom in a fresh kernel (as nbval runs it); the figure is the kernel's
 peak resident memory (VmHWM from /proc, Linux), so it counts everything the notebook imported and
@@ -19,6 +20,10 @@ a page that n kernels share counts 1/n in each) are added up. That sum is what t
 take from the machine together (what Binder's limit counts), lower than their summed RSS,
 which counts libtorch's code once per kernel. A Jupyter server's own PSS is measured too.
 Results go to benchmarks/results/memory_class.json.
+
+``--part first`` runs the statements of 00's first cell one at a time in a fresh kernel, and
+reads the kernel's peak and resident memory after each: where that cell's memory goes. Results
+go to benchmarks/results/memory_first_cell.json.
 
 ``--part parts`` measures, each in a fresh process, the peak growth of the three operations that
 made kernels large, with and without the habit that now bounds each (``toolkit.lm.heap``,
@@ -42,6 +47,13 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "memory.json"
 PARTS_OUT = ROOT / "benchmarks" / "results" / "memory_parts.json"
 CLASS_OUT = ROOT / "benchmarks" / "results" / "memory_class.json"
+FIRST_OUT = ROOT / "benchmarks" / "results" / "memory_first_cell.json"
+# 00_start_here's first cell, a statement at a time (import torch first: what it costs alone)
+FIRST_CELL = ["import torch",
+              "from toolkit import generate, load_model",
+              "model = load_model()",
+              'tune = generate(model, meter="6/8", mode="maj", style="irish", seed=7)[0]',
+              "tune"]
 
 # each runs in a fresh Python; it prints the peak growth (MB) of the measured call and a figure
 _PRELUDE = """
@@ -213,6 +225,34 @@ def _server_pss_mb() -> float:
         server.wait(timeout=30)
 
 
+def first_cell() -> list[dict]:
+    """00's first cell a statement at a time in one fresh kernel: peak, resident and heap
+    memory after each (checked against the notebook, so a change to that cell shows here)."""
+    nb = nbformat.read(ROOT / "notebooks" / "00_start_here.ipynb", as_version=4)
+    source = [c for c in nb.cells if c.cell_type == "code"][0].source
+    code = [line.split("#")[0].strip() for line in source.splitlines() if line.strip()]
+    assert code == FIRST_CELL[1:], f"00's first cell changed: {code}"
+    steps = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in FIRST_CELL])
+    client = NotebookClient(steps, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT / "notebooks")}})
+    rows = []
+    with client.setup_kernel():
+        pid = client.km.provisioner.process.pid
+        rss, heap = private_mb(pid)
+        rows.append({"step": "a fresh kernel", "peak_mb": round(peak_mb(pid), 1),
+                     "rss_mb": round(rss, 1), "anonymous_mb": round(heap, 1)})
+        for i, cell in enumerate(steps.cells):
+            client.execute_cell(cell, i)
+            rss, heap = private_mb(pid)
+            rows.append({"step": cell.source, "peak_mb": round(peak_mb(pid), 1),
+                         "rss_mb": round(rss, 1), "anonymous_mb": round(heap, 1)})
+    for r in rows:
+        print(f"{r['step'][:56]:<58} peak {r['peak_mb']:6.1f} MB, resident {r['rss_mb']:6.1f}, "
+              f"of it heap {r['anonymous_mb']:6.1f}")
+    FIRST_OUT.write_text(json.dumps(rows, indent=1))
+    return rows
+
+
 def class_session() -> list[dict]:
     """Open the six heaviest notebooks one after another, keeping every kernel; after each,
     the kernels' summed PSS and RSS."""
@@ -267,9 +307,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    PARTS = {"": main, "parts": parts, "class": class_session}
+    PARTS = {"": main, "parts": parts, "class": class_session, "first": first_cell}
     part = sys.argv[2] if len(sys.argv) == 3 and sys.argv[1] == "--part" else "" if len(
         sys.argv) == 1 else None
     if part not in PARTS:
-        sys.exit("usage: python benchmarks/bench_memory.py [--part parts|class]")
+        sys.exit("usage: python benchmarks/bench_memory.py [--part parts|class|first]")
     PARTS[part]()
