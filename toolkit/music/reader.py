@@ -686,6 +686,13 @@ def _beam_group(meter: str | None) -> Fraction | None:
     return None
 
 
+def _pickup_shift(measures: list[Measure], bar: Fraction | None) -> Fraction:
+    """How far into a bar the first bar's notes stand: a pickup's stand at the end of one."""
+    if measures and bar is not None and measures[0].length < bar:
+        return bar - measures[0].length
+    return Fraction(0)
+
+
 def _verovio_copy(header: list[str], pieces: list[tuple[str, Any]], measures: list[Measure],
                   meter: str | None, bar: Fraction | None) -> str:
     """Write the plain ABC that verovio reads: bar lines as '|', beams broken on the beat,
@@ -694,9 +701,7 @@ def _verovio_copy(header: list[str], pieces: list[tuple[str, Any]], measures: li
     out: list[str] = []
     in_tuplet = False
     measure = 0
-    shift = Fraction(0)
-    if measures and bar is not None and measures[0].length < bar:
-        shift = bar - measures[0].length  # a pickup: its notes stand at the end of a bar
+    shift = _pickup_shift(measures, bar)
     for kind, value in pieces:
         if kind == "note":
             text, onset = value
@@ -737,9 +742,7 @@ def _written_copy(pieces: list[tuple[str, Any]], events: list[ScoreEvent],
     tie only where our reading joins the two notes (the same pitch). None when the tune has
     slurs, decorations or chord symbols, which :mod:`toolkit.music.mei` does not write."""
     group = _beam_group(meter) or Fraction(1)
-    shift = Fraction(0)
-    if measures and bar is not None and measures[0].length < bar:
-        shift = bar - measures[0].length  # a pickup: its notes stand at the end of a bar
+    shift = _pickup_shift(measures, bar)
     out: list[list[Written]] = [[]]
     last: list[Written] | None = None  # the bar holding the last note or rest
     tuplet: tuple[int, int] | None = None
@@ -845,7 +848,7 @@ def parse_abc(text: str | bytes) -> ParsedTune:
 def _written_of(text: str) -> tuple[tuple[Written, ...], ...] | None:
     """:attr:`ParsedTune.written`, read again from the tune's text."""
     _, reader, _, _, meter, bar, *_ = _read(text)
-    if not reader.writable or reader.voices > 1:
+    if not reader.writable:  # several voices, chords...
         return None
     return _written_copy(reader.pieces, reader.events, reader.measures, meter, bar)
 

@@ -290,10 +290,9 @@ def _mei_sounds(mei: str, parsed: ParsedTune) -> bool:
             else:
                 sounds.append([pitch, time, length])
         time += length
-    ours = sorted(((n.pitch, n.onset, n.duration) for n in parsed.notes), key=lambda n: n[1])
-    return time == parsed.length and len(sounds) == len(ours) and all(
-        p == q and math.isclose(on, float(o)) and math.isclose(d, float(e))
-        for (q, o, e), (p, on, d) in zip(sounds, ours, strict=True))
+    return time == parsed.length and len(sounds) == len(parsed.notes) and all(
+        p == n.pitch and math.isclose(n.onset, float(o)) and math.isclose(n.duration, float(e))
+        for (p, o, e), n in zip(sounds, parsed.notes, strict=True))
 
 
 def _write_bars(mei: str, measures: tuple[Measure, ...]) -> str | None:
@@ -354,6 +353,25 @@ def _size(svg_text: str) -> tuple[float, float]:
     return float(width.group(1)), float(height.group(1))
 
 
+def _reading(tk: Any, data: str, input_from: str, width: int) -> str:
+    """verovio's reading of a tune as MEI ("" if it cannot read it); this load only reads the
+    notes, so it skips the layout."""
+    reading = _options(width, "", input_from)
+    reading["breaks"] = "none"
+    tk.setOptions(reading)
+    return tk.getMEI() if tk.loadData(data) else ""
+
+
+def _drawn(tk: Any, mei: str, parsed: ParsedTune, width: int, transpose: str) -> str | None:
+    """The SVG of an MEI reading with our bar lines, repeats and endings written in (None when
+    its bars are not ours, or verovio cannot load it)."""
+    mei = _write_bars(mei, parsed.measures)
+    if mei is None:
+        return None
+    tk.setOptions(_options(width, transpose, "mei"))
+    return _pages(tk) if tk.loadData(mei) else None
+
+
 def engrave(parsed: ParsedTune, *, width: int = 800, key: str | int | None = None,
             score: Any = None) -> tuple[str, str]:
     """Engrave a read tune: (SVG text, the way it went: ``"abc"``, ``"mei"`` or
@@ -370,30 +388,22 @@ def engrave(parsed: ParsedTune, *, width: int = 800, key: str | int | None = Non
     tk = _verovio()
     if parsed.verovio_abc is not None:
         with _lock:
-            reading = _options(width, "", "abc")
-            reading["breaks"] = "none"  # this load only reads the notes: no need to lay out
-            tk.setOptions(reading)
-            mei = tk.getMEI() if tk.loadData(parsed.verovio_abc) else ""
+            mei = _reading(tk, parsed.verovio_abc, "abc", width)
             if _mei_agrees(mei, parsed):
                 # verovio dates its MEI to the second, and seeds the ids from the whole text;
                 # its ABC reader carries the last tune's key into the gestural accidentals
                 mei = re.sub(r'\sisodate="[^"]*"', "", mei)
-                mei = _write_bars(re.sub(r'\saccid\.ges="[^"]*"', "", mei), parsed.measures)
-                if mei is not None:
-                    tk.setOptions(_options(width, transpose, "mei"))
-                    if tk.loadData(mei):
-                        return _pages(tk), "abc"
+                drawn = _drawn(tk, re.sub(r'\saccid\.ges="[^"]*"', "", mei), parsed, width,
+                               transpose)
+                if drawn is not None:
+                    return drawn, "abc"
     ours = mei_text(parsed)
     if ours is not None:
         with _lock:  # verovio's reading of our MEI is checked as its reading of ABC is
-            reading = _options(width, "", "mei")
-            reading["breaks"] = "none"
-            tk.setOptions(reading)
-            if tk.loadData(ours) and _mei_sounds(tk.getMEI(), parsed):
-                ours = _write_bars(ours, parsed.measures)
-                tk.setOptions(_options(width, transpose, "mei"))
-                if ours is not None and tk.loadData(ours):
-                    return _pages(tk), "mei"
+            if _mei_sounds(_reading(tk, ours, "mei", width), parsed):
+                drawn = _drawn(tk, ours, parsed, width, transpose)
+                if drawn is not None:
+                    return drawn, "mei"
     if callable(score):
         score = score()
     if score is None:
