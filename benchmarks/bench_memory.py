@@ -25,11 +25,12 @@ Results go to benchmarks/results/memory_class.json.
 reads the kernel's peak and resident memory after each: where that cell's memory goes. Results
 go to benchmarks/results/memory_first_cell.json.
 
-``--part parts`` measures, each in a fresh process, the peak growth of the three operations that
+``--part parts`` measures, each in a fresh process, the peak growth of the operations that
 made kernels large, with and without the habit that now bounds each (``toolkit.lm.heap``,
-``toolkit.lm.train.parts``, ``Network.sized_for``): generating batches with the transformer,
-training notebook 8's tiny LSTM, and scanning 200 tunes with the LSTM. Results go to
-benchmarks/results/memory_parts.json.
+``toolkit.lm.train.parts``, ``Network.sized_for``, ``data.records``, the order
+``S.temperature_entropy`` allocates in): generating batches with the transformer, training
+notebook 8's tiny LSTM, a figure over the whole corpus, notebook 9's entropy curves, and
+scanning 200 tunes with the LSTM. Results go to benchmarks/results/memory_parts.json.
 """
 
 from __future__ import annotations
@@ -103,6 +104,34 @@ tunes = data.load('valid')[:200]
 out = measure(lambda: sum(len(model.logits_along(r['tokens'])) for r in tunes))
 print(json.dumps(out))
 """
+_CORPUS = """
+import numpy as np
+from toolkit import data, metrics
+data.load('valid')                                  # the cache read once: its pages are warm
+def figures():
+    tunes = data.records('all') if streamed else data.load('all')
+    return round(float(np.mean([metrics.repeated_bars(r['tokens']) for r in tunes])), 4)
+out = measure(figures)
+print(json.dumps(out))
+"""
+_ENTROPY = """
+import math
+import numpy as np, torch
+from toolkit import load_model, sampling as S
+if not first:                                       # the result made after the temporaries
+    def entropy(logits, temperatures):
+        t = torch.as_tensor(np.asarray(temperatures, dtype=np.float64))
+        p = torch.softmax(logits[None, :] / t[:, None], dim=-1)
+        return (torch.special.entr(p).sum(dim=-1) / math.log(2)).numpy()
+    S.temperature_entropy = entropy
+model = load_model('lstm')
+torch.manual_seed(0)
+rows = [torch.randn(250, model.vocab_size) for _ in range(30)]   # 30 tunes' logits
+temperatures = np.geomspace(0.25, 4, 25)
+curves = lambda: len([S.temperature_entropy(x, temperatures) for r in rows for x in r])
+out = measure(curves)
+print(json.dumps(out))
+"""
 
 _IMPORT = """
 import numpy
@@ -122,7 +151,7 @@ def _fresh(code: str, **values) -> dict:
 
 def parts() -> list[dict]:
     rows = []
-    for n, T in ((16, 384), (32, 256), (64, 384)):
+    for n, T in ((8, 384), (16, 384), (32, 256), (64, 384)):
         for sized in (False, True):
             rows.append({"what": f"transformer: generate {n} tunes, max_tokens {T}",
                          "habit": "cache sized once" if sized else "cache doubles",
@@ -131,6 +160,14 @@ def parts() -> list[dict]:
         rows.append({"what": "notebook 8's tiny LSTM: 6 epochs on 600 tunes",
                      "habit": "batches in parts of 1,024 tokens" if in_parts else "whole batches",
                      **_fresh(_TRAIN, in_parts=in_parts)})
+    for streamed in (False, True):
+        rows.append({"what": "notebook 9: a figure over the whole corpus",
+                     "habit": "data.records (one tune at a time)" if streamed
+                     else "data.load (a list)", **_fresh(_CORPUS, streamed=streamed)})
+    for first in (False, True):
+        rows.append({"what": "notebook 9: an entropy curve per position, 30 tunes",
+                     "habit": "result made before the temporaries" if first
+                     else "result made after them", **_fresh(_ENTROPY, first=first)})
     for module in ("torch", "music21"):   # the floor, and the score's fallback
         rows.append({"what": f"a bare Python: import {module}",
                      "habit": "after numpy" if module == "torch" else "after torch",
@@ -153,12 +190,18 @@ def peak_mb(pid: int) -> float:
     raise RuntimeError("no VmHWM")
 
 
+def _rollup(pid: int) -> dict[str, float]:
+    """The process's memory totals from /proc/PID/smaps_rollup, in MB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value = line.split(":", 1)
+        fields[name] = int(value.split()[0]) / 1024
+    return fields
+
+
 def pss_mb(pid: int) -> float:
     """The process's proportional set size (MB): its own pages, and its share of shared ones."""
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no Pss")
+    return _rollup(pid)["Pss"]
 
 
 def private_mb(pid: int) -> tuple[float, float]:
@@ -166,10 +209,7 @@ def private_mb(pid: int) -> tuple[float, float]:
     belong to this kernel alone; the rest of its RSS is file-backed (libtorch's code, numpy's,
     fonts...), pages that every kernel on the machine maps from the same files and that a
     Binder session's memory limit counts once."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-        name, value = line.split(":", 1)
-        fields[name] = int(value.split()[0]) / 1024
+    fields = _rollup(pid)
     return fields["Rss"], fields["Anonymous"]
 
 
