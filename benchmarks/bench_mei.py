@@ -48,8 +48,7 @@ def read_back(texts) -> dict:
         if written is None:
             counts["not written (chords, grace notes, slurs...: music21)"] += 1
             continue
-        tk.setOptions(render._options(800, "", "mei"))
-        same = tk.loadData(written) and render._mei_sounds(tk.getMEI(), parsed)
+        same = render._mei_sounds(render._reading(tk, written, "mei", 800), parsed)
         counts["written, verovio reads every note back" if same else
                "written, verovio reads it otherwise"] += 1
         counts["of which verovio's ABC reader takes the ABC"] += parsed.verovio_abc is not None

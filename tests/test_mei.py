@@ -22,10 +22,9 @@ def _verovio_hears_ours(abc: str) -> bool:
     parsed = parse_abc(abc)
     text = mei(parsed)
     assert text is not None, parsed.not_plain
-    tk = render._verovio()
-    tk.setOptions(render._options(800, "", "mei"))
-    assert tk.loadData(text)
-    return render._mei_sounds(tk.getMEI(), parsed)
+    reading = render._reading(render._verovio(), text, "mei", 800)
+    assert reading
+    return render._mei_sounds(reading, parsed)
 
 
 @given(st.fractions(min_value=Fraction(1, 32), max_value=Fraction(64))
