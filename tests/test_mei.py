@@ -10,6 +10,7 @@ import subprocess
 import sys
 from fractions import Fraction
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -97,7 +98,23 @@ def test_long_notes_are_tied_notes_and_the_title_and_bars_stay():
     svg, way = render.engrave(parsed)
     assert way == "mei"
     assert "Long &amp; low" in svg and svg.count("ending systemMilestone") == 2
-    assert svg.count('class="note"') == 2 + 1 + 1 + 1  # E40: a long tied to a whole
+    assert svg.count('class="note"') == 5 + 1 + 1 + 1  # E40: five whole notes, a bar's each
+    assert _verovio_hears_ours(parsed.text)
+
+
+@pytest.mark.parametrize(("abc", "values"), [
+    ("M:6/8\nL:1/8\nK:D\nA5 B |]", ['dur="4" dots="1"', 'dur="4"', 'dur="8"']),  # not 2 + 8
+    ("M:6/8\nL:1/8\nK:D\nB A5 |]", ['dur="8"', 'dur="4"', 'dur="4" dots="1"']),  # the beat
+    ("M:4/4\nL:1/8\nK:G\nG2 A5 B |]", ['dur="4"', 'dur="4"', 'dur="4" dots="1"', 'dur="8"']),
+    ("M:3/4\nL:1/8\nK:G\nG6 | A10 |]", ['dur="2" dots="1"', 'dur="2" dots="1"', 'dur="2"']),
+])
+def test_a_long_note_is_cut_where_it_crosses_the_beat(abc, values):
+    """A note no one value shows is drawn as tied notes that show the beat: 5 eighths in 6/8
+    are a dotted quarter and a quarter, not a half and an eighth; past a bar's length (an
+    overfull bar), a bar's length each. A note one value shows stays one note."""
+    parsed = parse_abc("X:1\n" + abc + "\n")
+    text = mei(parsed)
+    assert re.findall(r'dur="\w+"(?: dots="\d")?', text) == values
     assert _verovio_hears_ours(parsed.text)
 
 
@@ -152,9 +169,9 @@ print(json.dumps({"ways": ways, "music21": "music21" in sys.modules}))
 def test_a_long_note_drawn_as_tied_notes_is_coloured_whole():
     from toolkit.music.tune import Tune
 
-    abc = "X:1\nT:t\nM:4/4\nL:1/8\nK:G\nE40 G2 z2 |]\n"  # E40: a long tied to a whole
+    abc = "X:1\nT:t\nM:4/4\nL:1/8\nK:G\nE40 G2 z2 |]\n"  # E40: five whole notes, tied
     tune = Tune.from_abc(abc)
     colors = ["#111111", "#222222", "#333333"]  # one per note and rest, as tokens give them
     svg = render.paint_notes(tune.svg(), tune, colors)
     painted = re.findall(r'class="(?:note|rest)" fill="(#\d+)"', svg)
-    assert painted == ["#111111", "#111111", "#222222", "#333333"]
+    assert painted == ["#111111"] * 5 + ["#222222", "#333333"]

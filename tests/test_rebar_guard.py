@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from toolkit.music import render
-from toolkit.music.mei import note_values
+from toolkit.music.mei import shown
 from toolkit.music.reader import ABCError
 from toolkit.music.tune import Tune
 
@@ -27,7 +27,7 @@ def test_long_overfull_bars_are_refused_quickly(abc):
     start = time.perf_counter()
     svg, way = render.engrave(tune.parsed, score=lambda: tune.score)
     assert way == "mei" and svg.count('class="note"') == sum(
-        len(note_values(w.length)) for bar in tune.parsed.written for w in bar
+        len(shown(w)) for bar in tune.parsed.written for w in bar
         if w.step is not None)  # every note drawn, a long one as tied notes
     assert time.perf_counter() - start < 5  # ~5-40 ms
     for export in (lambda: render.musicxml(tune.score), lambda: render.midi(tune.score)):

@@ -5,10 +5,10 @@ reading note by note), but a generated tune at a high temperature soon holds som
 reads differently -- a broken rhythm after a dotted note (``c3>A``), a tuplet cut off by a bar
 line -- or a length that reader cannot take as one note (``E5``, five eighths; ``E24``). Such a
 tune is written here as MEI, bar by bar, from :attr:`ParsedTune.written`: the pitches spelt as
-the ABC spells them, the lengths our reader gave them, a long note as tied notes, tuplets and
-beams on the beat. verovio then engraves the MEI. It is plain string work, linear in the tune:
-no other reader is needed (music21's import alone costs a kernel 32 MB), and no input can
-make it slow.
+the ABC spells them, the lengths our reader gave them, a long note as tied notes cut where it
+crosses the beat (``E5`` in 6/8: a dotted quarter and a quarter), tuplets and beams on the
+beat. verovio then engraves the MEI. It is plain string work, linear in the tune: no other
+reader is needed (music21's import alone costs a kernel 32 MB), and no input can make it slow.
 
     >>> from toolkit.music.reader import parse_abc
     >>> text = mei(parse_abc("X:1\\nM:4/4\\nL:1/8\\nK:G\\nc3>A E12 |]"))
@@ -16,8 +16,7 @@ make it slow.
     (4, 1)
 
 A tune with slurs, decorations or chord symbols is not written here (music21 draws those);
-repeats and endings are put in by the renderer, as for verovio's own reading. A long note is
-written with the fewest note values, longest first, not split at the bar's beats.
+repeats and endings are put in by the renderer, as for verovio's own reading.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from xml.sax.saxutils import escape
 
 from toolkit.music.reader import ParsedTune, Written
 
-__all__ = ["mei", "note_values"]
+__all__ = ["mei", "note_values", "shown"]
 
 # every note value MEI can write as one note: (quarter notes, dur, dots), longest first
 _VALUES = sorted(
@@ -55,6 +54,19 @@ def note_values(length: Fraction) -> list[tuple[str, int]] | None:
             parts.append((dur, dots))
             left -= value
     return parts if left == 0 and parts else None
+
+
+def shown(w: Written) -> list[tuple[str, int]] | None:
+    """The notes, tied, that draw ``w``: one per length of ``w.split`` (a long note cut where
+    it crosses the beat), or several where no one note value shows that length (None when no
+    sum of them does)."""
+    parts: list[tuple[str, int]] = []
+    for length in w.split:
+        values = note_values(length)
+        if values is None:
+            return None
+        parts += values
+    return parts
 
 
 def _notes(w: Written, parts: list[tuple[str, int]], ids: list[Any],
@@ -101,7 +113,7 @@ def _bar(bar: tuple[Written, ...], ids: list[Any]) -> str | None:
             tuplets += 1
             out.append(f'<tuplet num="{w.tuplet[0]}" numbase="{w.tuplet[1]}">')
             in_tuplet = True
-        parts = note_values(w.length)
+        parts = shown(w)
         if parts is None:
             return None
         notes = _notes(w, parts, ids, ties)

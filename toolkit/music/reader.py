@@ -100,7 +100,9 @@ class Written(NamedTuple):
     ``"__"``). ``length`` is the length shown, in quarter notes, before a tuplet's ratio;
     ``tuplet`` is (num, numbase) inside one, and ``opens`` marks its first note. ``tied``:
     tied to the next note. ``beat``: the beamed group it stands in, counted from the bar's
-    start (notes in one group and one tuplet share a beam).
+    start (notes in one group and one tuplet share a beam). ``split``: the lengths, in quarter
+    notes, it is drawn as, tied (see :func:`_split`): ``(length,)`` when one note value
+    shows it.
     """
 
     step: tuple[str, int, str] | None
@@ -109,6 +111,7 @@ class Written(NamedTuple):
     opens: bool
     tied: bool
     beat: int
+    split: tuple[Fraction, ...]
 
 
 @dataclass(frozen=True)
@@ -686,6 +689,45 @@ def _beam_group(meter: str | None) -> Fraction | None:
     return None
 
 
+def _split(onset: Fraction, length: Fraction, group: Fraction | None,
+           bar: Fraction | None) -> tuple[Fraction, ...]:
+    """The lengths, tied, that draw a note or rest of ``length`` quarter notes standing
+    ``onset`` quarters into its bar: itself when one note value shows it; else cut where it
+    crosses a beamed group's start (and a bar's length, in an overfull bar), and joined again,
+    from each group's start, into the longest run that one note value shows. The reader of
+    the score then sees where the beats fall. A note that starts off the grid of note values
+    (after a tuplet) stays whole.
+
+    >>> _split(Fraction(0), Fraction(5, 2), Fraction(3, 2), Fraction(3))   # E5 in 6/8
+    (Fraction(3, 2), Fraction(1, 1))
+    >>> _split(Fraction(1), Fraction(5, 2), Fraction(2), Fraction(4))      # on 4/4's 2nd beat
+    (Fraction(1, 1), Fraction(3, 2))
+    >>> [str(x) for x in _split(Fraction(0), Fraction(12), Fraction(3, 2), Fraction(3))]
+    ['3', '3', '3', '3']
+    """
+    if group is None or bar is None or _plain_length(length / 4):
+        return (length,)
+    end = onset + length
+    cuts = {end} | {t * group for t in range(int(onset // group) + 1, int(end // group) + 1)}
+    cuts |= {t * bar for t in range(int(onset // bar) + 1, int(end // bar) + 1)}
+    points = [onset] + sorted(t for t in cuts if onset < t <= end)
+    out: list[Fraction] = []
+    i = 0
+    while i < len(points) - 1:
+        start, best = points[i], i + 1
+        if start % group == 0:  # from a group's start: the longest run one note value shows
+            for j in range(i + 1, len(points)):
+                if _plain_length((points[j] - start) / 4):
+                    best = j
+                if points[j] % bar == 0:
+                    break
+        out.append(points[best] - start)
+        i = best
+    if any(x.denominator & (x.denominator - 1) for x in out):
+        return (length,)  # it starts off the beats' grid (after a tuplet): no note values fit
+    return tuple(out)
+
+
 def _pickup_shift(measures: list[Measure], bar: Fraction | None) -> Fraction:
     """How far into a bar the first bar's notes stand: a pickup's stand at the end of one."""
     if measures and bar is not None and measures[0].length < bar:
@@ -741,7 +783,8 @@ def _written_copy(pieces: list[tuple[str, Any]], events: list[ScoreEvent],
     spells them, lengths as our reading timed them (broken rhythms and tuplets included), a
     tie only where our reading joins the two notes (the same pitch). None when the tune has
     slurs, decorations or chord symbols, which :mod:`toolkit.music.mei` does not write."""
-    group = _beam_group(meter) or Fraction(1)
+    beats = _beam_group(meter)
+    group = beats or Fraction(1)
     shift = _pickup_shift(measures, bar)
     out: list[list[Written]] = [[]]
     last: list[Written] | None = None  # the bar holding the last note or rest
@@ -763,8 +806,9 @@ def _written_copy(pieces: list[tuple[str, Any]], events: list[ScoreEvent],
             length = event.duration
             if tuplet is not None:
                 length = length * tuplet[0] / tuplet[1]
-            beat = int((onset + (shift if len(out) == 1 else 0)) // group)
-            out[-1].append(Written(step, length, tuplet, opens, False, beat))
+            onset += shift if len(out) == 1 else 0
+            split = (length,) if tuplet is not None else _split(onset, length, beats, bar)
+            out[-1].append(Written(step, length, tuplet, opens, False, int(onset // group), split))
             last, opens = out[-1], False
         elif kind == "mark" and value == "-":
             if last:

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from toolkit.music import m21
 from toolkit.music.mei import mei as mei_text
-from toolkit.music.mei import note_values
+from toolkit.music.mei import shown
 from toolkit.music.notes import Note
 from toolkit.music.reader import ABCError, Measure, ParsedTune, Performance, ending_spans
 from toolkit.music.tokens import NATURAL_SEMITONE
@@ -503,7 +503,7 @@ def _color_notes(text: str, colors: list[str | None], parsed: ParsedTune, what: 
         raise ValueError(f"cannot {what}: the score has {written} notes and rests but {given}")
     if len(heads) != len(colors) and parsed.written is not None:
         # our MEI draws a long note as tied notes: each takes the colour of the note
-        parts = [len(note_values(w.length) or ()) for bar in parsed.written for w in bar]
+        parts = [len(shown(w) or ()) for bar in parsed.written for w in bar]
         if len(parts) == len(colors) and sum(parts) == len(heads):
             colors = [c for c, n in zip(colors, parts, strict=True) for _ in range(n)]
     if len(heads) != len(colors):
