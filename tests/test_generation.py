@@ -100,6 +100,31 @@ def test_bad_arguments_raise_clear_errors(model, kwargs, words):
         assert w in str(err.value)
 
 
+@pytest.mark.parametrize("not_a_model", ["lstm", None, 3])
+def test_generate_without_a_network_says_how_to_load_one(not_a_model):
+    with pytest.raises(ValueError, match=r"^model must be a network from load_model\(\), got"):
+        generate(not_a_model, n=1)
+
+
+def test_load_model_names_what_it_takes(tmp_path):
+    from toolkit import load_model
+
+    stray = tmp_path / "notes.txt"
+    stray.write_text("not weights")
+    broken = tmp_path / "mine.safetensors"
+    broken.write_bytes(b"hello")
+    (tmp_path / "mine.json").write_text('{"config": {}}')
+    for path, words in [(3, "path must be a shipped network's name"),
+                        (stray, "is not a network's weights"),
+                        (broken, "cannot load the network at")]:
+        with pytest.raises(ValueError, match=words):
+            load_model(path)
+    with pytest.raises(ValueError, match="device must be 'cpu' or 'cuda', got 'tpu'"):
+        load_model(device="tpu")
+    with pytest.raises(FileNotFoundError, match="no model weights at"):
+        load_model(tmp_path / "missing")
+
+
 def test_bad_primer_names_the_symbol_and_where(model):
     with pytest.raises(ABCSyntaxError) as err:
         generate(model, prime="|: d2e f#d |")

@@ -136,6 +136,10 @@ def test_chains_flatten_and_wrap_plain_functions():
         (S.guidance, -1.0, "guidance scale must be in [0, ∞) (1 = off), got -1.0"),
         (S.creativity, 1.5, "creativity must be in [0, 1], got 1.5"),
         (S.creativity_to_temperature, -0.1, "creativity must be in [0, 1], got -0.1"),
+        (S.temperature, 10**400, "temperature must be in [0, ∞) (0 = greedy), got an integer "
+                                 "of 401 digits, too large for a float"),
+        (S.top_k, -10**400, "top_k must be an integer ≥ 0 (0 = off), got an integer of 401 "
+                            "digits, too large for a float"),
     ],
 )
 def test_bad_arguments_name_the_parameter_value_and_range(make, value, expected):

@@ -168,6 +168,10 @@ def check_settings(model, n, seed, meter, mode, style, prime, max_tokens, sample
     """Check every argument (each error names it and its allowed range) and settle the chain."""
     from toolkit.lm import sampling as S
 
+    if not isinstance(model, Network):
+        hint = f"load_model({model!r})" if isinstance(model, str) else "load_model()"
+        raise ValueError(f"model must be a network from load_model(), got {model!r} "
+                        f"({type(model).__name__}): model = {hint}, then generate(model, ...)")
     _check_int("n", n, 1, 4096)
     # the tunes are written in `key` later, when first read: check now that it spells them all
     pitches = tuple(t for t in model.vocab if is_pitch(t))

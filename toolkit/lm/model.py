@@ -18,6 +18,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from safetensors import SafetensorError
+
 from toolkit.lm.lstm import FolkLSTM, ModelConfig
 from toolkit.lm.network import PAD, Network
 from toolkit.lm.transformer import FolkTransformer, TransformerConfig
@@ -76,9 +78,20 @@ def load_model(path: str | Path | None = None, device: str = "cpu") -> Network:
     ``"transformer"``, ``"transformer-linear"``), a ``.safetensors`` file (its ``.json``
     beside it) or a training run folder.
     """
+    import torch
     from safetensors.torch import load_file
 
     t0 = time.perf_counter()
+    takes = (f"a shipped network's name ({', '.join(map(repr, SHIPPED))}), a .safetensors "
+             "file with its .json beside it (save_model writes both) or a training run folder")
+    if path is not None and not isinstance(path, str | Path):
+        raise ValueError(f"path must be {takes}, got {path!r} ({type(path).__name__})")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r}: this torch sees no CUDA GPU; use 'cpu'")
     if path is None or str(path) in SHIPPED:
         p = WEIGHTS_DIR / f"{SHIPPED[str(path or 'lstm')]}.safetensors"
     else:
@@ -91,9 +104,14 @@ def load_model(path: str | Path | None = None, device: str = "cpu") -> Network:
         raise FileNotFoundError(f"no model weights at {p}; name one of {sorted(SHIPPED)}, a "
                                 "weights file or a run folder, or train one with "
                                 "`python -m toolkit train`")
-    meta = json.loads(p.with_suffix(".json").read_text())
-    model = network_from(meta)
-    model.load_state_dict(load_file(str(p), device=device))
+    if p.suffix != ".safetensors" or not p.with_suffix(".json").is_file():
+        raise ValueError(f"{p} is not a network's weights: load_model takes {takes}")
+    try:
+        meta = json.loads(p.with_suffix(".json").read_text())
+        model = network_from(meta)
+        model.load_state_dict(load_file(str(p), device=str(device)))
+    except (ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as e:
+        raise ValueError(f"cannot load the network at {p}: {e}") from None
     model.info = meta.get("info", {})
     model.info["load_seconds"] = round(time.perf_counter() - t0, 3)
     return model.to(device).eval()

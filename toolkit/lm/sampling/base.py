@@ -94,7 +94,12 @@ def _check_number(name: str, value: object, allowed: str, ok: Callable[[float], 
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be {what} {allowed}, got {value!r} "
                          f"({type(value).__name__})")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int past float's range (10**400): out of every range
+        raise ValueError(f"{name} must be {'an integer ' if integer else ''}{allowed}, "
+                         f"got an integer of {len(str(abs(int(value))))} digits, "
+                         "too large for a float") from None
     if integer and v.is_integer():
         v = int(v)
     if (integer and not isinstance(v, int)) or math.isnan(v) or not ok(v):
