@@ -202,8 +202,8 @@ MALFORMED = [
     ("X:1\nM:waltz\nK:G\nabc|", "meter", 2),
     ("X:1\nL:1/0\nK:G\nabc|", "unit length", 2),
     ("X:1\nL:eighth\nK:G\nabc|", "unit length", 2),
-    ("X:1\nQ:1/4=0\nK:G\nabc|", "tempo", 2),
-    ("X:1\nQ:1/4=9000\nK:G\nabc|", "tempo", 2),
+    ("X:1\nK:G\n[zA]2 B2|", "a rest inside a chord", 3),
+    ("tunes/my_reel.abc", "looks like a file's name, not ABC text", None),
     ("X:1\nT:Two\nX:2\nK:G\nabc|", "second tune", 3),
     ("X:1\nK:G\nabc|\nX:2\nK:D\ndef|", "second tune", 4),
     ("X:1\nT:t\nabc def\nK:G\n", "before the K:", 3),
@@ -249,6 +249,24 @@ def test_malformed_abc_gets_a_clear_error(abc, words, line):
         assert str(err).startswith(f"line {line}")
     expected = abc.decode("utf-8", "replace") if isinstance(abc, bytes) else abc
     assert err.abc == expected  # the text is never lost
+
+
+@pytest.mark.parametrize("q", ["1/4=0", "1/8=30", "1/4=9000"])
+def test_a_tempo_too_slow_or_fast_to_play_still_reads_and_draws(q):
+    """A slow air written Q:1/8=30 (15 quarter notes a minute) is drawn; only its sound is
+    refused, with the reason, and the display shows the score and that reason."""
+    tune = Tune.from_abc(f"X:1\nM:3/4\nL:1/8\nQ:{q}\nK:G\nG4 AB|c6|]")
+    assert 'class="note"' in tune.svg()
+    with pytest.raises(ValueError, match=rf"the tune's tempo Q:{q} is .* 20 to 400 can be played"):
+        tune.wav()
+    assert len(tune.wav(tempo=60)) > 44  # a tempo given overrides it
+    shown = tune._repr_html_()
+    assert "<svg" in shown and "The tune could not be played" in shown and "<audio" not in shown
+
+
+def test_a_whole_note_unit_length_reads():
+    assert parse_abc("X:1\nM:4/4\nL:1\nK:C\nC D|]").unit == 1
+    assert [n.duration for n in parse_abc("X:1\nM:4/4\nL:1\nK:C\nC D/2|]").notes] == [4, 2]
 
 
 def test_the_error_names_line_and_column():
@@ -381,15 +399,17 @@ def test_save_chooses_formats_and_names(tmp_path):
     assert tune.save(tmp_path, formats="mid") == [tmp_path / "The_Kesh.mid"]
     untitled = Tune.from_abc("X:1\nK:G\nGABc|")
     assert untitled.save(tmp_path, formats=("abc",)) == [tmp_path / "tune.abc"]
+    assert [p.suffix for p in untitled.save(tmp_path / "all", formats=None)] == [
+        f".{f}" for f in EXPORT_FORMATS]  # None: every format, as by default
 
 
-@pytest.mark.parametrize("formats", [("abc", "pdf"), "mp3", ["WAV"], ()])
+@pytest.mark.parametrize("formats", [("abc", "pdf"), "mp3", ["WAV"], (), 3, {"abc": 1}])
 def test_save_rejects_unknown_formats(tmp_path, formats):
     with pytest.raises(ValueError) as caught:
         Tune.from_abc(KESH).save(tmp_path, formats=formats)
     message = str(caught.value)
     assert "formats=" in message and "abc, musicxml, mid, wav, svg" in message
-    for f in ([formats] if isinstance(formats, str) else formats):
+    for f in ([formats] if isinstance(formats, str | int) else formats):
         if f not in EXPORT_FORMATS:
             assert repr(f) in message
     assert list(Path(tmp_path).iterdir()) == []

@@ -97,6 +97,10 @@ def quarter_bpm(tempo: float | str | None, q_field: str | None = None,
     """
     if tempo is None:
         qpm = tempo_qpm(q_field, unit) if q_field else None
+        if qpm is not None and not 20 <= qpm <= 400:  # the score draws it; the sound cannot
+            raise ValueError(f"the tune's tempo Q:{q_field} is {qpm:g} quarter notes a minute; "
+                             "20 to 400 can be played: give tempo= (quarter notes a minute) "
+                             "or change the Q: field")
         return qpm if qpm is not None else float(tempo_qpm(DEFAULT_TEMPO) or 120.0)
     if isinstance(tempo, bool) or not isinstance(tempo, int | float | str):
         raise ValueError(f"tempo={tempo!r}: give quarter notes a minute (20 to 400) or an ABC "

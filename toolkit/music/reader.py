@@ -262,11 +262,11 @@ def _compound(meter: str | None) -> bool:
 
 
 def _unit_length(value: str) -> Fraction:
-    """Read an L: field as a fraction of a whole note, like ``1/8``."""
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value)
-    if m is None or int(m.group(1)) == 0 or int(m.group(2)) == 0:
+    """Read an L: field as a fraction of a whole note, like ``1/8`` (``1``: a whole note)."""
+    m = re.fullmatch(r"\s*(\d+)\s*(?:/\s*(\d+)\s*)?", value)
+    if m is None or int(m.group(1)) == 0 or int(m.group(2) or 1) == 0:
         raise ABCError(f"cannot read the unit length L:{value.strip()} (write it like L:1/8)")
-    unit = Fraction(int(m.group(1)), int(m.group(2)))
+    unit = Fraction(int(m.group(1)), int(m.group(2) or 1))
     if not Fraction(1, 256) <= unit <= 4:
         raise ABCError(f"the unit length L:{value.strip()} is out of range")
     return unit
@@ -546,6 +546,9 @@ class _Reader:
                 self.continued = True
                 continue
             if self.chord is not None and kind not in ("note", "chordend", "tie", "deco", "text"):
+                if kind == "rest":
+                    raise self.error("a rest inside a chord '[...]': write it before or after "
+                                     "the chord", *pos)
                 raise self.error("a chord '[' is not closed with ']' before this", *pos)
             if kind == "note":
                 letter, octave = m.group("letter"), m.group("oct")
@@ -952,10 +955,6 @@ def _read(text: str | bytes) -> tuple[Any, ...]:
                        abc=text, line=k_line, column=1)
     sig, key_name, key_plain = header("K", _key_signature, "")
     tempo = fields["Q"][0] if "Q" in fields else None
-    qpm = tempo_qpm(tempo, unit) if tempo is not None else None
-    if qpm is not None and not 20 <= qpm <= 400:
-        raise ABCError(f"the tempo Q:{tempo} is {qpm:g} quarter notes a minute "
-                       "(20 to 400 can be played)", abc=text, line=fields["Q"][1], column=1)
 
     # -- the body ------------------------------------------------------------------------------
     reader = _Reader(text, sig, unit, bar, _compound(meter))

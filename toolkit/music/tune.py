@@ -48,6 +48,13 @@ EXPORT_FORMATS = ("abc", "musicxml", "mid", "wav", "svg")
 _PITCH_TOKEN = re.compile(r"^(\^\^|\^|__|_|=)?[A-Ga-g][',]*$")
 
 
+def _is_file(name: str) -> bool:
+    try:
+        return Path(name).is_file()
+    except (OSError, ValueError):  # a name too long, a NUL byte...
+        return False
+
+
 class Tune:
     """One tune: its ABC text and, when a model wrote it, the model's tokens and how likely
     the model found each one.
@@ -106,7 +113,15 @@ class Tune:
         ...
         toolkit.music.reader.ABCError: the tune has no notes or rests
         """
-        parsed = parse_abc(text)
+        try:
+            parsed = parse_abc(text)
+        except ABCError:
+            name = text.strip() if isinstance(text, str) else ""
+            if name and "\n" not in name and (name.lower().endswith(".abc") or _is_file(name)):
+                raise ABCError(f"{name!r} looks like a file's name, not ABC text: read the file "
+                               f"first, Tune.from_abc(Path({name!r}).read_text())",
+                               abc=text) from None
+            raise
         tune = cls(abc=parsed.text)
         tune._memo[("parsed", tune.abc)] = parsed
         if parsed.voices > 1:
@@ -246,12 +261,12 @@ class Tune:
 
         return audio.wav(self, tempo=tempo, repeats=repeats)
 
-    def save(self, directory: str | Path, formats: tuple[str, ...] | list[str] | str = (
+    def save(self, directory: str | Path, formats: tuple[str, ...] | list[str] | str | None = (
             EXPORT_FORMATS), stem: str | None = None) -> list[Path]:
         """Write the tune's files into ``directory`` (made if needed); return their paths.
 
         ``formats`` picks from ``"abc"``, ``"musicxml"``, ``"mid"``, ``"wav"``, ``"svg"``
-        (all by default); ``stem`` names the files (default: the title, made file-safe).
+        (all by default, or None); ``stem`` names the files (default: the title, made file-safe).
 
         >>> import tempfile
         >>> tune = Tune.from_abc("X:1\\nT:Saved tune\\nK:G\\nGABc d2B2|")
@@ -260,6 +275,11 @@ class Tune:
         """
         from toolkit.music import audio, render
 
+        if formats is None:
+            formats = EXPORT_FORMATS
+        if not isinstance(formats, str | list | tuple | set | frozenset):
+            raise ValueError(f"formats={formats!r}: give a format or a list of them, from "
+                             f"{', '.join(EXPORT_FORMATS)}")
         wanted = [formats] if isinstance(formats, str) else list(formats)
         unknown = [f for f in wanted if f not in EXPORT_FORMATS]
         if unknown or not wanted:
