@@ -955,6 +955,9 @@ def _read(text: str | bytes) -> tuple[Any, ...]:
                        abc=text, line=k_line, column=1)
     sig, key_name, key_plain = header("K", _key_signature, "")
     tempo = fields["Q"][0] if "Q" in fields else None
+    if tempo is not None and tempo_qpm(tempo, unit) == 0:  # too slow or fast: read; audio says
+        raise ABCError(f"the tempo Q:{tempo} has no speed", abc=text, line=fields["Q"][1],
+                       column=1)
 
     # -- the body ------------------------------------------------------------------------------
     reader = _Reader(text, sig, unit, bar, _compound(meter))
