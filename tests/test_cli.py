@@ -104,3 +104,142 @@ def test_usage_line_names_the_command(capsys):
     with pytest.raises(SystemExit):
         cli(["--help"])
     assert capsys.readouterr().out.startswith("usage: python -m toolkit")
+
+
+# --- a rerun resumes only the batch it started ------------------------------------------------
+
+BATCH = ["generate", "--n", "3", "--seed", "1", "--max-tokens", "40"]
+
+
+@pytest.mark.parametrize("other, flag", [
+    (["--seed", "2"], "--seed"), (["--temperature", "0.5"], "--temperature"),
+    (["--n", "4"], "--n"), (["--model", "transformer"], "--model"),
+    (["--meter", "6/8"], "--meter"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+def test_a_rerun_with_other_settings_is_refused_and_changes_nothing(tmp_path, capsys, other,
+                                                                      flag):
+    out = tmp_path / "r1"
+    assert cli([*BATCH, "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    rc = cli([*BATCH, *other, "--out", str(out)])              # the last --n given counts
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and flag + " " in err, err
+    assert "--restart" in err and "another --out" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_restart_replaces_the_old_batch(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert cli([*BATCH, "--n", "5", "--out", str(out)]) == 0
+    assert cli([*BATCH, "--seed", "2", "--restart", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("tune_*")) == [f"tune_00{i}.abc" for i in (1, 2, 3)]
+    run = json.loads((out / "run.json").read_text())
+    assert run["settings"]["seed"] == [2] and run["resumed"] == 0
+    assert "resumed" not in capsys.readouterr().err
+
+
+def test_more_formats_on_a_rerun_are_written_for_the_resumed_tunes(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert cli([*BATCH, "--out", str(out)]) == 0
+    abc = (out / "tune_002.abc").read_text()
+    assert cli([*BATCH, "--formats", "abc,svg", "--out", str(out)]) == 0
+    assert "resumed: 3 tune(s)" in capsys.readouterr().err
+    assert (out / "tune_002.abc").read_text() == abc
+    files = json.loads((out / "run.json").read_text())["runs"][0]["files"]
+    assert sorted(Path(f).name for f in files) == sorted(
+        f"tune_00{i}.{x}" for i in (1, 2, 3) for x in ("abc", "svg"))
+    assert all(Path(f).exists() for f in files)
+
+
+# --- every argparse error is one line ---------------------------------------------------------
+
+@pytest.mark.parametrize("args, says", [
+    (["generate", "--temperature", "abc"],
+     "--temperature expects numbers separated by commas, got 'abc'"),
+    (["generate", "--top-k", "1.5"], "--top-k expects whole numbers separated by commas"),
+    (["generate", "--n", "x"], "--n expects a whole number, got 'x'"),
+    (["generate", "--seed", "1,1"], "--seed lists 1 twice"),
+    (["generate", "--temperature", "1,1.0"], "--temperature lists 1.0 twice"),
+    (["generate", "--out", "", "--n", "1"], "--out expects a path, got ''"),
+    (["train", "--lr", "nan"], "--lr expects a number, got 'nan'"),
+    (["train", "--layers", "two"], "--layers expects a whole number"),
+    (["generate", "--constrain", "always"], "--constrain"),
+    (["prefs"], "ACTION"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_a_parse_error_is_one_line_naming_the_flag(tmp_path, monkeypatch, capsys, args, says):
+    monkeypatch.chdir(tmp_path)                  # --out "" once wrote into the current folder
+    with pytest.raises(SystemExit) as stop:
+        cli(args)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert says in err and "usage:" not in err and "_floats" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_command_is_an_error_that_shows_the_help(capsys):
+    assert cli([]) == 2
+    assert capsys.readouterr().err.startswith("usage: python -m toolkit")
+
+
+def test_a_model_that_is_not_weights_says_what_model_takes(tmp_path, capsys):
+    (tmp_path / "afile").write_text("not weights")
+    rc = cli(["generate", "--model", str(tmp_path / "afile"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "afile.json" not in err
+    assert "is not model weights" in err and "run folder" in err
+    assert not (tmp_path / "o").exists()
+
+
+# --- train checks every setting before any work -----------------------------------------------
+
+TRAIN_BAD = [
+    (["--layers", "0"], "--layers", ">= 1"), (["--lr", "0"], "--lr", "> 0"),
+    (["--lr", "-1"], "--lr", "> 0"), (["--threads", "0"], "--threads", ">= 1"),
+    (["--threads", "-2"], "--threads", ">= 1"), (["--dropout", "2"], "--dropout", "[0, 1)"),
+    (["--max-minutes", "-1"], "--max-minutes", "> 0"),
+    (["--stop-after", "0"], "--stop-after", "[1, 20]"),
+    (["--checkpoint-every", "0"], "--checkpoint-every", ">= 1"),
+    (["--epochs", "0"], "--epochs", ">= 1"), (["--cond-drop", "1"], "--cond-drop", "[0, 1)"),
+    (["--device", "tpu"], "--device", "cpu or cuda"),
+    (["--arch", "transformer", "--dim", "7"], "--dim 7", "--heads 5"),
+]
+
+
+@pytest.mark.parametrize("bad, flag, allowed", TRAIN_BAD, ids=lambda v: " ".join(v)
+                         if isinstance(v, list) else None)
+def test_a_bad_train_setting_is_one_line_before_anything(tmp_path, capsys, bad, flag, allowed):
+    out = tmp_path / "never"
+    rc = cli(["train", "--data", "toy", "--out", str(out), *bad])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert flag in err and allowed in err and bad[-1] in err
+    assert not out.exists()
+
+
+def test_cuda_on_a_machine_without_it_is_one_line(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    rc = cli(["train", "--data", "toy", "--device", "cuda", "--out", str(tmp_path / "never")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--device 'cuda'" in err and "cpu" in err
+
+
+def test_destinations_are_checked_before_the_long_work(tmp_path, monkeypatch, capsys):
+    import toolkit.lm.model as M
+    import toolkit.lm.train as T
+
+    def never(*args, **kwargs):
+        raise AssertionError("trained or fitted before the destination was checked")
+
+    monkeypatch.setattr(T, "train_model", never)
+    monkeypatch.setattr(M, "WEIGHTS_DIR", Path("/proc/folk-sampler-weights"))
+    rc = cli(["train", "--data", "toy", "--export", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1 and "--export" in err
+    assert not (tmp_path / "run").exists()
+    rc = cli(["prefs", "train", str(tmp_path), "--out", "/proc/prefs.json"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1 and "'/proc/prefs.json' cannot be written" in err

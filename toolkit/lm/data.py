@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -132,7 +133,8 @@ def build(out_dir: str | Path | None = None, verbose: bool = False) -> dict:
     out = Path(out_dir) if out_dir else CACHE_DIR
     out.mkdir(parents=True, exist_ok=True)
     items = list(iter_corpus())
-    with Pool(min(2, os.cpu_count() or 1)) as pool:
+    # the workers ignore Ctrl-C: the main process alone stops (one message, no worker tracebacks)
+    with Pool(min(2, os.cpu_count() or 1), signal.signal, (signal.SIGINT, signal.SIG_IGN)) as pool:
         work = pool.imap(_encode_one, items, chunksize=64)
         if verbose:
             from tqdm.auto import tqdm

@@ -356,29 +356,31 @@ def _epoch(model: Network, opt: Adam, train_ids: list[list[int]],
         bar = tqdm(total=math.ceil(len(train_ids) / batch_size), initial=first, desc=desc,
                    leave=False)
     tot, cnt = 0.0, 0
-    for b, x in enumerate(batches(train_ids, batch_size, g)):
-        if b < first:
-            continue
-        if before is not None:
-            before(b)
-        x = _drop_conditioning(x, cond_drop, unk_ids, g).to(device)
-        n = _scored(x, ignore)
-        opt.zero_grad(set_to_none=True)
-        for part in parts(x):  # the parts' gradients add up to the batch's
-            loss, _ = _loss(model, part, ignore)
-            (loss / max(n, 1)).backward()
-            tot += loss.item()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        cnt += n
+    try:  # the bar is closed even on Ctrl-C: the message after it starts a line
+        for b, x in enumerate(batches(train_ids, batch_size, g)):
+            if b < first:
+                continue
+            if before is not None:
+                before(b)
+            x = _drop_conditioning(x, cond_drop, unk_ids, g).to(device)
+            n = _scored(x, ignore)
+            opt.zero_grad(set_to_none=True)
+            for part in parts(x):  # the parts' gradients add up to the batch's
+                loss, _ = _loss(model, part, ignore)
+                (loss / max(n, 1)).backward()
+                tot += loss.item()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            cnt += n
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{tot / max(cnt, 1):.3f}")
+            if after is not None:
+                after(b)
+    finally:
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{tot / max(cnt, 1):.3f}")
-        if after is not None:
-            after(b)
-    if bar is not None:
-        bar.close()
+            bar.close()
     return tot / max(cnt, 1)
 
 
