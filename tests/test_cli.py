@@ -187,7 +187,7 @@ def test_a_model_that_is_not_weights_says_what_model_takes(tmp_path, capsys):
     rc = cli(["generate", "--model", str(tmp_path / "afile"), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "afile.json" not in err
-    assert "is not model weights" in err and "run folder" in err
+    assert "--model" in err and "is not a network's weights" in err and "run folder" in err
     assert not (tmp_path / "o").exists()
 
 

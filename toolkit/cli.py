@@ -100,24 +100,13 @@ def _check_writable(path: str, flag: str, folder: bool) -> None:
 
 
 def _load_model(name: str | None):
-    """``load_model(name)``, with one line saying what --model accepts when it cannot."""
-    from safetensors import SafetensorError
+    """``load_model(name)``; when it cannot, one line naming --model and what it takes."""
+    from toolkit.lm.model import load_model
 
-    from toolkit.lm.model import SHIPPED, load_model
-
-    accepts = (f"--model takes {', '.join(sorted(SHIPPED))}, a .safetensors weights file "
-               "(its .json beside it) or a training run folder")
-    p = Path(name) if name is not None and name not in SHIPPED else None
-    if p is not None and p.is_file() and (p.suffix != ".safetensors"
-                                          or not p.with_suffix(".json").is_file()):
-        raise ValueError(f"--model {name!r} is not model weights: {accepts}")
     try:
         return load_model(name)
-    except FileNotFoundError:
-        raise
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
-        raise ValueError(f"--model {name!r} could not be loaded ({type(err).__name__}): "
-                         f"{accepts}") from None
+    except ValueError as err:
+        raise ValueError(f"--model {name!r}: {err}") from None
 
 
 # ---------------------------------------------------------------------------------------------
