@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.music import render
+from toolkit.music import m21, render
 from toolkit.music.mei import shown
 from toolkit.music.reader import ABCError
 from toolkit.music.tune import Tune
@@ -30,7 +30,7 @@ def test_long_overfull_bars_are_refused_quickly(abc):
         len(shown(w)) for bar in tune.parsed.written for w in bar
         if w.step is not None)  # every note drawn, a long one as tied notes
     assert time.perf_counter() - start < 5  # ~5-40 ms
-    for export in (lambda: render.musicxml(tune.score), lambda: render.midi(tune.score)):
+    for export in (lambda: m21.musicxml(tune.score), lambda: m21.midi(tune.score)):
         start = time.perf_counter()
         with pytest.raises(ABCError, match="re-bar the overflow"):
             export()
@@ -52,12 +52,12 @@ def test_an_overflow_music21_would_drop_is_refused():
 def test_short_overflows_and_meter_changes_still_go_through(abc):
     tune = Tune.from_abc(abc)
     start = time.perf_counter()
-    assert render.musicxml(tune.score) and render.midi(tune.score) and tune.svg()
+    assert m21.musicxml(tune.score) and m21.midi(tune.score) and tune.svg()
     assert time.perf_counter() - start < 5  # exports in well under 1 s
 
 
 def test_the_predicted_signature_is_music21s():
-    assert render._overflow_signature(Fraction(2827, 24)) == (2827, 24)
-    assert render._overflow_signature(Fraction(121, 4)) == (121, 16)
-    assert render._overflow_signature(Fraction(1)) == (1, 4)
-    assert render._overflow_signature(Fraction(2)) == (2, 4)
+    assert m21._overflow_signature(Fraction(2827, 24)) == (2827, 24)
+    assert m21._overflow_signature(Fraction(121, 4)) == (121, 16)
+    assert m21._overflow_signature(Fraction(1)) == (1, 4)
+    assert m21._overflow_signature(Fraction(2)) == (2, 4)

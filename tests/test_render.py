@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from toolkit import render
+from toolkit.music import m21
 from toolkit.music.reader import ABCError
 from toolkit.music.tune import Tune
 
@@ -230,7 +231,7 @@ def test_the_musicxml_file_holds_the_tunes_pitches_and_lengths(tmp_path):
 
 def test_music21_failures_become_abc_errors():
     with pytest.raises(ABCError, match="MusicXML") as caught:
-        render.musicxml(object())
+        m21.musicxml(object())
     assert caught.value.abc is None
 
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from toolkit.music import render
+from toolkit.music import m21, render
 from toolkit.music.reader import ABCError
 from toolkit.music.tune import Tune
 
@@ -23,7 +23,7 @@ def musicxml_notes(tune: Tune) -> list[tuple[int, float, float]]:
     """The notes of the tune's MusicXML file, read back by music21."""
     from music21 import converter
 
-    return heard(render.notes_from_score(converter.parse(render.musicxml(tune.score))))
+    return heard(m21.notes_from_score(converter.parse(m21.musicxml(tune.score))))
 
 
 # Each was drawn and exported with other notes than the WAV plays; music21 now reads them right
@@ -45,14 +45,14 @@ READ_RIGHT = {
 @pytest.mark.parametrize("abc", READ_RIGHT.values(), ids=READ_RIGHT.keys())
 def test_music21_reads_what_the_tune_plays(abc):
     tune = Tune.from_abc(abc)
-    assert heard(render.notes_from_score(tune.score)) == heard(tune.notes)
+    assert heard(m21.notes_from_score(tune.score)) == heard(tune.notes)
     assert musicxml_notes(tune) == heard(tune.notes)
 
 
 def test_a_bass_clef_is_drawn_without_moving_the_notes():
     tune = Tune.from_abc(READ_RIGHT["bass clef"])
     assert [n.pitch for n in tune.notes] == [57, 59, 60, 62]
-    assert "<sign>F</sign>" in render.musicxml(tune.score).decode()
+    assert "<sign>F</sign>" in m21.musicxml(tune.score).decode()
 
 
 @pytest.mark.parametrize(("abc", "meters"), [
@@ -69,7 +69,7 @@ def test_meter_changes_reach_the_score_and_the_musicxml(abc, meters):
     assert [m.timeSignature.ratioString if m.timeSignature else None for m in bars] == meters
     assert [float(m.offset) for m in bars] == ([0.0, 4.0, 7.0] if meters[1] == "3/4" else
                                                [0.0, 3.0, 7.0])
-    xml = render.musicxml(tune.score).decode()
+    xml = m21.musicxml(tune.score).decode()
     shown = [f"{b}/{t}" for b, t in re.findall(r"<beats>(\d+)</beats>\s*<beat-type>(\d+)<", xml)]
     assert shown == [m for m in meters if m]
 
@@ -131,4 +131,4 @@ def test_midi_plays_repeats_music21_cannot_follow_as_the_wav_does(tmp_path, body
         tune.score.expandRepeats()
     (path,) = tune.save(tmp_path, formats=["mid"])
     played = sorted(heard(tune.performance().notes), key=lambda n: (n[1], n[0]))
-    assert heard(render.notes_from_score(converter.parse(path))) == played
+    assert heard(m21.notes_from_score(converter.parse(path))) == played

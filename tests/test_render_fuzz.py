@@ -14,6 +14,7 @@ import pytest
 
 from toolkit import data, generate, load_model
 from toolkit import sampling as S
+from toolkit.music import m21
 from toolkit.music.reader import ABCError
 from toolkit.music.tokens import decode
 from toolkit.music.tune import Tune
@@ -43,10 +44,10 @@ def _render(abc: str, every_format: bool) -> str:
             tune = Tune.from_abc(abc)
             tune.svg()
             if every_format:
-                from toolkit.music import audio, render
+                from toolkit.music import audio
 
-                render.musicxml(tune.score)
-                render.midi(tune.score)
+                m21.musicxml(tune.score)
+                m21.midi(tune.score)
                 audio.wav(tune)
             return "ok"
         except ABCError as err:

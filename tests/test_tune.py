@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from toolkit.music import m21
 from toolkit.music.notes import Note
 from toolkit.music.reader import ABCError, parse_abc, performance, play_order, tempo_qpm
 from toolkit.music.tune import EXPORT_FORMATS, Tune
@@ -152,20 +153,16 @@ AGREEMENT = [
 
 @pytest.mark.parametrize("abc", AGREEMENT, ids=lambda a: a.split("\n")[1][2:])
 def test_our_notes_are_music21s_notes(abc):
-    from toolkit import render
-
     tune = Tune.from_abc(abc)
-    theirs = render.notes_from_score(tune.score)
+    theirs = m21.notes_from_score(tune.score)
     assert [(n.pitch, round(n.onset, 6), round(n.duration, 6)) for n in tune.notes] == [
         (n.pitch, round(n.onset, 6), round(n.duration, 6)) for n in theirs]
 
 
 @pytest.mark.parametrize("abc", AGREEMENT[:4], ids=lambda a: a.split("\n")[1][2:])
 def test_repeats_are_played_as_music21_plays_them(abc):
-    from toolkit import render
-
     tune = Tune.from_abc(abc)
-    theirs = render.notes_from_score(tune.score.expandRepeats())
+    theirs = m21.notes_from_score(tune.score.expandRepeats())
     played = tune.performance()
     assert [(n.pitch, round(n.onset, 6), round(n.duration, 6)) for n in played.notes] == [
         (n.pitch, round(n.onset, 6), round(n.duration, 6)) for n in theirs]

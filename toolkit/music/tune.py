@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from toolkit.music import m21
 from toolkit.music.notes import Note
 from toolkit.music.reader import (
     ABCError,
@@ -177,9 +178,7 @@ class Tune:
         """
         parsed = self.parsed
         if parsed.voices > 1:
-            from toolkit.music import render
-
-            return self._cached("m21notes", lambda: render.notes_from_score(self.score))
+            return self._cached("m21notes", lambda: m21.notes_from_score(self.score))
         return list(parsed.notes)
 
     @property
@@ -196,10 +195,8 @@ class Tune:
         parsed = self.parsed
         if parsed.voices == 1:
             return performance(parsed, repeats)
-        from toolkit.music import render
-
         return self._cached(f"m21performance{repeats}",
-                            lambda: render.performance_from_score(self.score, repeats))
+                            lambda: m21.performance_from_score(self.score, repeats))
 
     @property
     def score(self) -> Any:
@@ -207,9 +204,7 @@ class Tune:
 
         music21 takes ~40 ms a tune; the score is what MusicXML and MIDI are written from.
         """
-        from toolkit.music import render
-
-        return self._cached("score", lambda: render.music21_score(self.parsed))
+        return self._cached("score", lambda: m21.music21_score(self.parsed))
 
     def note_probabilities(self) -> list[float | None]:
         """How likely the model found each note and rest, in score order.
@@ -273,7 +268,7 @@ class Tune:
         >>> [p.name for p in tune.save(tempfile.mkdtemp(), formats=["abc", "mid"])]
         ['Saved_tune.abc', 'Saved_tune.mid']
         """
-        from toolkit.music import audio, render
+        from toolkit.music import audio
 
         if formats is None:
             formats = EXPORT_FORMATS
@@ -295,8 +290,8 @@ class Tune:
         folder.mkdir(parents=True, exist_ok=True)
         makers = {
             "abc": lambda: (self.abc if self.abc.endswith("\n") else self.abc + "\n").encode(),
-            "musicxml": lambda: render.musicxml(self.score),
-            "mid": lambda: render.midi(self.score),
+            "musicxml": lambda: m21.musicxml(self.score),
+            "mid": lambda: m21.midi(self.score),
             "wav": lambda: audio.wav(self),
             "svg": lambda: self.svg().encode(),
         }
