@@ -1,5 +1,6 @@
 """Scores written as MEI from our own reading (toolkit.music.mei): how often they are needed,
-and whether verovio reads back every note.
+and whether verovio reads back every note; and the corpus tunes left to music21: whether its
+reading, checked against ours (toolkit.music.m21), holds the notes the tune plays.
 
     python benchmarks/bench_mei.py          # about a minute on 2 cores
 
@@ -12,8 +13,11 @@ Three sets of tunes:
 
 For the first two, every tune our reader reads and the MEI writer takes is written as MEI,
 loaded into verovio, and verovio's reading (its MEI) is checked against ours: the same notes,
-ties joined, at the same times for as long (``render._mei_sounds``). Results go to
-benchmarks/results/mei.json.
+ties joined, at the same times for as long (``render._mei_sounds``). The corpus tunes of one
+voice that our MEI does not write (chords, grace notes, marks...) are read by music21 as the
+score, MusicXML and MIDI are (``m21.music21_score``): counted as agreeing with our reading,
+refused with the first difference named, or refused for another reason, with the time a tune
+takes. Results go to benchmarks/results/mei.json.
 """
 
 from __future__ import annotations
@@ -55,6 +59,34 @@ def read_back(texts) -> dict:
     return dict(counts)
 
 
+def music21_readings(texts) -> dict:
+    """For each one-voice tune our MEI does not write: does music21's reading, checked against
+    ours, agree (or is it refused, and why)? And the median time ``music21_score`` takes."""
+    from toolkit.music import m21
+    from toolkit.music.mei import mei
+    from toolkit.music.reader import ABCError, parse_abc
+
+    counts: collections.Counter = collections.Counter()
+    seconds = []
+    for text in texts:
+        try:
+            parsed = parse_abc(text)
+        except ABCError:
+            continue
+        if parsed.voices > 1 or mei(parsed) is not None:
+            continue
+        start = time.perf_counter()
+        try:
+            m21.music21_score(parsed)
+            counts["music21 reads the notes the tune plays"] += 1
+        except ABCError as err:
+            counts["refused: music21 reads other notes" if "would not be the tune that plays"
+                   in str(err) else "refused: music21 cannot read it"] += 1
+        seconds.append(time.perf_counter() - start)
+    seconds.sort()
+    return {**counts, "median ms a tune": round(1000 * seconds[len(seconds) // 2], 1)}
+
+
 def listener_ways() -> dict:
     """The way each score went in notebook 10's scripted listening session."""
     from toolkit import load_model
@@ -93,6 +125,7 @@ def main() -> None:
                "notebook 10's listener": listener_ways()}
     corpus = [text for i, (_, _, text) in enumerate(data.iter_corpus()) if i % 5 == 0]
     results["corpus (every fifth tune)"] = read_back(corpus)
+    results["corpus left to music21 (every fifth tune, one voice)"] = music21_readings(corpus)
     for name, counts in results.items():
         print(f"{name}:")
         for key, value in counts.items():

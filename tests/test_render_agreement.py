@@ -39,6 +39,16 @@ READ_RIGHT = {
     "tie carries its accidental": HEAD + "K:D\nG4 A2_B2- | B2G2=F2G2 | A8|]",
     "tie to a rest": HEAD + "K:D\nA2-z2 A4|B8|]",
     "tie to another pitch": HEAD + "K:D\nc2-d2 e4|f8|]",
+    "broken rhythm by a slur's end": HEAD + "K:D\nA2 A2 (d>ef>)(e d<B)|A8|]",
+    "broken rhythm by a slur's start": HEAD + "K:G\ng>(f g/a/b/a/) gfed|B8|]",
+    "broken rhythm before a staccato": HEAD + "K:D\n.d2.d>.d (dc)(BA)|d8|]",
+    "broken rhythm and a tie": HEAD + "K:G\nc2 B>-c A2 A-c|B8|]",
+    "broken rhythm after a space": HEAD + "K:G\nA> (BA/B/) G> (AB/d/)|]",
+    "broken rhythm with grace notes": HEAD + "K:G\nd>{^cBA}BGB dg/a/ b>a|g8|]",
+    "broken rhythm of half units": HEAD + "K:G\ndd/>d/ BB/>A/ G4|]",
+    "beaming backquotes": HEAD + "K:D\nD>d``fd e2 d2|a<f``f>b a>fed|]",
+    "grace notes opening a tuplet": HEAD + "K:D\nB2 d2 (3{d}cAG A2|G8|]",
+    "invisible rest": HEAD + "K:G\nedd d2(e/^f/)|xgag ged|]",
 }
 
 

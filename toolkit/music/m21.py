@@ -156,14 +156,18 @@ def _guard_rebarring(handler: Any, abc: str) -> None:
 
 _MUSIC21_MISREADS = re.compile(
     r'(?P<text>"[^"]*"|%.*$|^\s*[A-Za-z]:.*$|![^!\n]*!|\+[^+\n]*\+|\[\w:[^]\n]*])'
-    r"|[~HLMOPST]|(?<=[<>])[uv]|(?<![:|])::(?![:|])", flags=re.M)
+    r"|[~HLMOPST]|(?<=[<>])[uv]|(?<![:|])::(?![:|])"
+    r"|`+|[()-]+(?=[<>])|(?<=[<>])(?:\((?!\d)|[) \t.-]|\{[^}\n]*\})+|(?<![/\d])/(?=[<>])"
+    r"|(?P<tuplet>\(\d[\d:]*)(?P<grace>\{[^}\n]*\})|x", flags=re.M)
 
 
 def _as_music21_reads(m: re.Match) -> str:
     """What :func:`_music21_text` writes for a match of ``_MUSIC21_MISREADS``."""
     if m.group("text"):
         return re.sub(r'^">', '"^', m.group("text"))  # it takes ">x" for broken rhythm
-    return ":|:" if m.group(0) == "::" else ""
+    if m.group("tuplet"):
+        return m.group("grace") + m.group("tuplet")  # it misreads grace notes in a tuplet
+    return {"::": ":|:", "/": "/2", "x": "z"}.get(m.group(0), "")
 
 
 def _music21_text(parsed: ParsedTune) -> str:
@@ -179,7 +183,11 @@ def _music21_text(parsed: ParsedTune) -> str:
     in a ``K:`` field is left out: music21 would move a bass clef's notes two octaves down
     (ABC's clefs move no pitches); :func:`music21_score` draws the tune's clef again. An
     annotation to the right of a note (``">x"``), which music21 reads as a broken rhythm, is
-    put above it.
+    put above it. A broken rhythm works in music21 only between two notes side by side: the
+    slur marks, ties, staccato dots, spaces and grace notes around ``>`` or ``<``
+    (``(d>ef>)(e``, ``B>-c``, ``d>{^c}B``) are left out, and ``d/>d/`` is written ``d/2>d/``.
+    Beaming backquotes (`` d`e ``) go, grace notes opening a tuplet (``(3{d}cAG``) are put
+    before it, and an invisible rest ``x``, which music21 drops, is drawn as ``z``.
     """
     text = parsed.text
     if not re.search(r"^\s*L:", text.split("\nK:")[0], flags=re.M):
