@@ -49,7 +49,31 @@ READ_RIGHT = {
     "beaming backquotes": HEAD + "K:D\nD>d``fd e2 d2|a<f``f>b a>fed|]",
     "grace notes opening a tuplet": HEAD + "K:D\nB2 d2 (3{d}cAG A2|G8|]",
     "invisible rest": HEAD + "K:G\nedd d2(e/^f/)|xgag ged|]",
+    "[K:D] in a comment": HEAD + "K:G\nGABc dedB | % now [K:D] comes\nd2d2 [CEG]4 |]",
+    "[K:D] in an annotation": HEAD + 'K:G\n"[K:D]"GABc dedB | d2d2 [CEG]4 |]',
+    "a line starting d:|": HEAD + "K:G\nd:| [CEG]2 x2 G4 |]",
+    "a tuplet, a space, grace notes": HEAD + "K:D\nB2 d2 (3 {d}cAG A2|G8|]",
 }
+
+
+def test_the_marks_beside_a_broken_rhythm_are_kept():
+    """The broken rhythm is written out (d3/2e/2), so music21 keeps the slur, the staccato and
+    the grace note beside the '>' (and no slur runs on to the end of the tune)."""
+    tune = Tune.from_abc(HEAD + "K:G\n(de)>f A2 B2 c2 | d>(ef) .d>.e {g}d>{g}e [CEG]2 |]")
+    assert heard(m21.notes_from_score(tune.score)) == heard(tune.notes)
+    slurs = list(tune.score.recurse().getElementsByClass("Slur"))
+    assert [len(s.getSpannedElements()) for s in slurs] == [2, 2]
+    notes = list(tune.score.recurse().notes)
+    assert sum(n.duration.isGrace for n in notes) == 2
+    assert sum(any(a.name == "staccato" for a in n.articulations) for n in notes) == 2
+
+
+def test_a_tune_of_several_voices_is_given_to_music21_as_it_is():
+    """Its notes are not checked against ours (music21 plays them), so nothing is rewritten:
+    a [K:D] in a comment stays a comment."""
+    tune = Tune.from_abc("X:1\nM:4/4\nL:1/8\nK:G\nV:1\nGABc dedB | % modulate [K:D] later\n"
+                         "d2d2 d4 |]\nV:2\nG,4 D,4 | G,8 |]")
+    assert len(tune.notes) == 14 and "% modulate [K:D] later" in m21._music21_text(tune.parsed)
 
 
 @pytest.mark.parametrize("abc", READ_RIGHT.values(), ids=READ_RIGHT.keys())

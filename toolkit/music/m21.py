@@ -29,7 +29,14 @@ from types import ModuleType
 from typing import Any
 
 from toolkit.music.notes import Note
-from toolkit.music.reader import ABCError, Measure, ParsedTune, Performance, play_order
+from toolkit.music.reader import (
+    ABCError,
+    Measure,
+    ParsedTune,
+    Performance,
+    _note_length,
+    play_order,
+)
 from toolkit.music.tokens import NATURAL_SEMITONE
 
 __all__ = ["load", "music21_score", "notes_from_score", "performance_from_score", "musicxml",
@@ -154,20 +161,50 @@ def _guard_rebarring(handler: Any, abc: str) -> None:
                            "lines", abc=abc) from err
 
 
+_NOTE = r"[_^=]*[A-Ga-gz][,']*"
+_BESIDE = r"(?:[()](?!\d)|[ \t.`-]|\{[^}\n]*\}|![^!\n]*!)*"  # marks music21 cannot read past
 _MUSIC21_MISREADS = re.compile(
-    r'(?P<text>"[^"]*"|%.*$|^\s*[A-Za-z]:.*$|![^!\n]*!|\+[^+\n]*\+|\[\w:[^]\n]*])'
+    r"(?P<field>\[[KL]:[^]\n]*])"
+    r'|(?P<text>"[^"]*"|%.*$|^\s*[H-Wh-wXY+]:.*$|![^!\n]*!|\+[^+\n]*\+|\[\w:[^]\n]*])'
+    rf"|(?P<left>{_NOTE})(?P<llen>\d*/*\d*)(?P<mid1>{_BESIDE})(?P<op><+|>+)"
+    rf"(?P<mid2>{_BESIDE})(?P<right>{_NOTE})(?P<rlen>\d*/*\d*)"
     r"|[~HLMOPST]|(?<=[<>])[uv]|(?<![:|])::(?![:|])"
-    r"|`+|[()-]+(?=[<>])|(?<=[<>])(?:\((?!\d)|[) \t.-]|\{[^}\n]*\})+|(?<![/\d])/(?=[<>])"
-    r"|(?P<tuplet>\(\d[\d:]*)(?P<grace>\{[^}\n]*\})|x", flags=re.M)
+    r"|(?P<tuplet>\(\d[\d:]*)(?P<grace>\s*\{[^}\n]*\})|`+|x", flags=re.M)
+
+
+def _length_text(length: Fraction) -> str:
+    """A length in unit lengths as ABC writes it after a note: ``""``, ``"3"``, ``"3/4"``."""
+    return "" if length == 1 else str(length.numerator) if length.denominator == 1 else (
+        f"{length.numerator}/{length.denominator}")
+
+
+def _broken_written_out(m: re.Match) -> str:
+    """``d>e`` as ``d3/2e/2``: music21 keeps a broken rhythm only between two notes side by
+    side, and misreads one with a slur mark, tie, dot, space or grace note beside the ``>``.
+    Written out, the marks stay where they are."""
+    left, right = _note_length(m.group("llen")), _note_length(m.group("rlen"))
+    if isinstance(left, str) or isinstance(right, str):
+        return m.group(0)  # a length our reader refuses: leave it to the comparison
+    k = 2 ** len(m.group("op"))
+    long, short = Fraction(2 * k - 1, k), Fraction(1, k)
+    if m.group("op")[0] == "<":
+        long, short = short, long
+    return (m.group("left") + _length_text(left * long) + m.group("mid1").replace("`", "")
+            + m.group("mid2").replace("`", "") + m.group("right")
+            + _length_text(right * short))
 
 
 def _as_music21_reads(m: re.Match) -> str:
     """What :func:`_music21_text` writes for a match of ``_MUSIC21_MISREADS``."""
+    if m.group("field"):
+        return "\n" + m.group("field")[1:-1] + "\n"  # it reads [K:Bb] as an empty chord
     if m.group("text"):
         return re.sub(r'^">', '"^', m.group("text"))  # it takes ">x" for broken rhythm
+    if m.group("op"):
+        return _broken_written_out(m)
     if m.group("tuplet"):
         return m.group("grace") + m.group("tuplet")  # it misreads grace notes in a tuplet
-    return {"::": ":|:", "/": "/2", "x": "z"}.get(m.group(0), "")
+    return {"::": ":|:", "x": "z"}.get(m.group(0), "")
 
 
 def _music21_text(parsed: ParsedTune) -> str:
@@ -183,21 +220,20 @@ def _music21_text(parsed: ParsedTune) -> str:
     in a ``K:`` field is left out: music21 would move a bass clef's notes two octaves down
     (ABC's clefs move no pitches); :func:`music21_score` draws the tune's clef again. An
     annotation to the right of a note (``">x"``), which music21 reads as a broken rhythm, is
-    put above it. A broken rhythm works in music21 only between two notes side by side: the
-    slur marks, ties, staccato dots, spaces and grace notes around ``>`` or ``<``
-    (``(d>ef>)(e``, ``B>-c``, ``d>{^c}B``) are left out, and ``d/>d/`` is written ``d/2>d/``.
-    Beaming backquotes (`` d`e ``) go, grace notes opening a tuplet (``(3{d}cAG``) are put
-    before it, and an invisible rest ``x``, which music21 drops, is drawn as ``z``.
+    put above it. A broken rhythm is written out (``d>e`` as ``d3/2e/2``): music21 misreads
+    one with a slur mark, tie, dot, space or grace note beside the ``>`` (``(d>ef>)(e``,
+    ``B>-c``, ``d>{^c}B``, ``d/>d/``). Beaming backquotes (`` d`e ``) go, grace notes opening a
+    tuplet (``(3{d}cAG``) are put before it, and an invisible rest ``x``, which music21 drops,
+    is drawn as ``z``. All this only in a tune of one voice, whose notes are then checked
+    against ours; a tune of several voices is given as it is (with the header written out).
     """
     text = parsed.text
     if not re.search(r"^\s*L:", text.split("\nK:")[0], flags=re.M):
         unit = f"L:{parsed.unit.numerator}/{parsed.unit.denominator}\n"
         text = re.sub(r"^(\s*K:)", lambda m: unit + m.group(1), text, count=1, flags=re.M)
     key = re.search(r"^\s*K:.*$", text, flags=re.M)
-    if key is not None:
-        body = re.sub(r"\[([KL]):([^\]\n]*)\]", r"\n\1:\2\n", text[key.end():])
-        body = _MUSIC21_MISREADS.sub(_as_music21_reads, body)
-        text = text[:key.end()] + body
+    if key is not None and parsed.voices == 1:  # several voices: music21 is the reference
+        text = text[:key.end()] + _MUSIC21_MISREADS.sub(_as_music21_reads, text[key.end():])
     text = re.sub(r"^(\s*K:)(.*)$", lambda m: m.group(1) + " ".join(
         w for w in m.group(2).split() if not re.search(r"bass|-8va", w, flags=re.I)),
         text, flags=re.M)
