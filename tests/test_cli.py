@@ -139,6 +139,26 @@ def test_restart_replaces_the_old_batch(tmp_path, capsys):
     assert "resumed" not in capsys.readouterr().err
 
 
+def test_restart_deletes_only_what_a_batch_writes(tmp_path, capsys):
+    """A log row naming a folder outside --out, or a file that is not a tune's, is not the
+    batch's: --restart leaves it, and a bad row is never a traceback."""
+    out, victim = tmp_path / "r", tmp_path / "victim"
+    assert cli([*BATCH, "--out", str(out)]) == 0
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep me")
+    (out / "notes.txt").write_text("keep me too")
+    with (out / "tunes.jsonl").open("a") as log:
+        for row in ({"setting": "../victim", "tune": 1, "files": ["precious.txt"]},
+                    {"setting": str(victim), "tune": 2, "files": ["precious.txt"]},
+                    {"setting": "", "tune": 9, "files": ["notes.txt"]},
+                    {"setting": "", "tune": 8}, {"setting": 3, "tune": 1, "files": []}):
+            log.write(json.dumps(row) + "\n")
+    assert cli([*BATCH, "--restart", "--out", str(out)]) == 0
+    assert (victim / "precious.txt").exists() and (out / "notes.txt").exists()
+    assert cli([*BATCH, "--out", str(out)]) == 0          # a plain rerun reads the log too
+    assert "resumed: 3" in capsys.readouterr().err
+
+
 def test_more_formats_on_a_rerun_are_written_for_the_resumed_tunes(tmp_path, capsys):
     out = tmp_path / "r"
     assert cli([*BATCH, "--out", str(out)]) == 0

@@ -119,8 +119,12 @@ def test_load_model_names_what_it_takes(tmp_path):
                         (broken, "cannot load the network at")]:
         with pytest.raises(ValueError, match=words):
             load_model(path)
-    with pytest.raises(ValueError, match="device must be 'cpu' or 'cuda', got 'tpu'"):
-        load_model(device="tpu")
+    for device in ("tpu", "meta", "cpu:1"):
+        with pytest.raises(ValueError, match=rf"device must be 'cpu' or 'cuda'.* got '{device}'"):
+            load_model(device=device)
+    assert load_model(device="cpu:0").info["id"] == load_model().info["id"]
+    with pytest.raises(ValueError, match="path must be"):
+        load_model("")
     with pytest.raises(FileNotFoundError, match="no model weights at"):
         load_model(tmp_path / "missing")
 

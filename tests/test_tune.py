@@ -202,6 +202,7 @@ MALFORMED = [
     ("X:1\nK:G\n[zA]2 B2|", "a rest inside a chord", 3),
     ("X:1\nQ:1/4=0\nK:G\nabc|", "has no speed", 2),
     ("tunes/my_reel.abc", "looks like a file's name, not ABC text", None),
+    (Path("tunes/my_reel.abc"), "takes ABC text, not a path", None),
     ("X:1\nT:Two\nX:2\nK:G\nabc|", "second tune", 3),
     ("X:1\nK:G\nabc|\nX:2\nK:D\ndef|", "second tune", 4),
     ("X:1\nT:t\nabc def\nK:G\n", "before the K:", 3),
@@ -245,11 +246,12 @@ def test_malformed_abc_gets_a_clear_error(abc, words, line):
     assert err.line == line
     if line is not None:
         assert str(err).startswith(f"line {line}")
-    expected = abc.decode("utf-8", "replace") if isinstance(abc, bytes) else abc
+    expected = abc.decode("utf-8", "replace") if isinstance(abc, bytes) else (
+        None if isinstance(abc, Path) else abc)  # a path holds no text
     assert err.abc == expected  # the text is never lost
 
 
-@pytest.mark.parametrize("q", ["1/8=30", "1/4=9000"])
+@pytest.mark.parametrize("q", ["1/8=30", "1/4=9000", "1/4=" + "9" * 400])
 def test_a_tempo_too_slow_or_fast_to_play_still_reads_and_draws(q):
     """A slow air written Q:1/8=30 (15 quarter notes a minute) is drawn; only its sound is
     refused, with the reason, and the display shows the score and that reason."""

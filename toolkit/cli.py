@@ -105,7 +105,7 @@ def _load_model(name: str | None):
 
     try:
         return load_model(name)
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:  # a setting, so exit 2 like the others
         raise ValueError(f"--model {name!r}: {err}") from None
 
 
@@ -339,6 +339,11 @@ def _out_folder(path: str) -> Path:
     return out
 
 
+# what a batch writes in --out: setting folders ("" for one setting) and files tune_001.abc...
+_TUNE_FOLDER = re.compile(r"(T[\w.+-]*)?")  # as _plan names them: T0.8_k0_p1.0_minp0.0_seed1
+_TUNE_FILE = re.compile(r"tune_\d{3,}\.(" + "|".join(EXPORT_FORMATS) + ")")
+
+
 def _logged(log: Path) -> dict[tuple[str, int], dict]:
     """The tunes a previous run wrote completely, by (setting, tune): a rerun skips them."""
     done = {}
@@ -346,9 +351,15 @@ def _logged(log: Path) -> dict[tuple[str, int], dict]:
         for line in log.read_text().splitlines():
             try:
                 row = json.loads(line)
-                done[(row["setting"], row["tune"])] = row
+                key = (row["setting"], row["tune"])
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut off by Ctrl-C: that tune is written again
+            files = row.get("files")
+            if (isinstance(key[0], str) and _TUNE_FOLDER.fullmatch(key[0])
+                    and isinstance(key[1], int) and isinstance(files, list)
+                    and all(isinstance(f, str) and _TUNE_FILE.fullmatch(Path(f).name)
+                            for f in files)):
+                done[key] = row  # else a row this command did not write: written again
     return done
 
 

@@ -84,12 +84,17 @@ def load_model(path: str | Path | None = None, device: str = "cpu") -> Network:
     t0 = time.perf_counter()
     takes = (f"a shipped network's name ({', '.join(map(repr, SHIPPED))}), a .safetensors "
              "file with its .json beside it (save_model writes both) or a training run folder")
-    if path is not None and not isinstance(path, str | Path):
+    if path is not None and (not isinstance(path, str | Path) or not str(path).strip()):
         raise ValueError(f"path must be {takes}, got {path!r} ({type(path).__name__})")
+    asked = device
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda") or (
+            device.type == "cpu" and device.index not in (None, 0)):
+        raise ValueError(f"device must be 'cpu' or 'cuda' ('cuda:N' for the N-th GPU), got "
+                         f"{asked!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r}: this torch sees no CUDA GPU; use 'cpu'")
     if path is None or str(path) in SHIPPED:
@@ -109,9 +114,10 @@ def load_model(path: str | Path | None = None, device: str = "cpu") -> Network:
     try:
         meta = json.loads(p.with_suffix(".json").read_text())
         model = network_from(meta)
-        model.load_state_dict(load_file(str(p), device=str(device)))
+        model.load_state_dict(load_file(str(p), device="cpu" if device.type == "cpu"
+                                        else str(device)))
+        model.info = dict(meta.get("info", {}))
     except (ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as e:
         raise ValueError(f"cannot load the network at {p}: {e}") from None
-    model.info = meta.get("info", {})
     model.info["load_seconds"] = round(time.perf_counter() - t0, 3)
     return model.to(device).eval()

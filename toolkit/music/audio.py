@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import os
 import shutil
 import struct
@@ -105,7 +106,10 @@ def quarter_bpm(tempo: float | str | None, q_field: str | None = None,
     if isinstance(tempo, bool) or not isinstance(tempo, int | float | str):
         raise ValueError(f"tempo={tempo!r}: give quarter notes a minute (20 to 400) or an ABC "
                          "tempo such as '3/8=100'")
-    qpm = tempo_qpm(tempo, unit) if isinstance(tempo, str) else float(tempo)
+    try:
+        qpm = tempo_qpm(tempo, unit) if isinstance(tempo, str) else float(tempo)
+    except OverflowError:  # an int of hundreds of digits
+        qpm = math.inf
     if qpm is None or not np.isfinite(qpm) or not 20 <= qpm <= 400:
         raise ValueError(f"tempo={tempo!r}: give quarter notes a minute (20 to 400) or an ABC "
                          "tempo such as '3/8=100'")

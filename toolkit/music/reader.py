@@ -13,6 +13,7 @@ voices (``V:``, ``&``) are played from music21's reading instead.
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -283,12 +284,15 @@ def tempo_qpm(value: str, unit: Fraction = Fraction(1, 8)) -> float | None:
     """
     m = re.search(r"(\d+/\d+(?:\s+\d+/\d+)*)\s*=\s*(\d+(?:\.\d*)?)", value)
     if m:
-        beat = sum(Fraction(b) for b in m.group(1).split())
-        return float(beat * 4 * Fraction(m.group(2)))
-    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*", value)
-    if m:
-        return float(unit * 4 * Fraction(m.group(1)))
-    return None
+        qpm = sum(Fraction(b) for b in m.group(1).split()) * 4 * Fraction(m.group(2))
+    elif m := re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*", value):
+        qpm = unit * 4 * Fraction(m.group(1))
+    else:
+        return None
+    try:
+        return float(qpm)
+    except OverflowError:  # hundreds of digits: faster than anything plays
+        return math.inf
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ the files (.abc, .musicxml, .mid, .wav, .svg).
 from __future__ import annotations
 
 import html
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -114,6 +115,9 @@ class Tune:
         ...
         toolkit.music.reader.ABCError: the tune has no notes or rests
         """
+        if isinstance(text, os.PathLike):
+            raise ABCError(f"Tune.from_abc takes ABC text, not a path: "
+                           f"Tune.from_abc(Path({str(text)!r}).read_text())")
         try:
             parsed = parse_abc(text)
         except ABCError:
