@@ -103,7 +103,7 @@ class Written(NamedTuple):
     tied to the next note. ``beat``: the beamed group it stands in, counted from the bar's
     start (notes in one group and one tuplet share a beam). ``split``: the lengths, in quarter
     notes, it is drawn as, tied (see :func:`_split`): ``(length,)`` when one note value
-    shows it.
+    shows it, in a tuplet, or off the grid of note values.
     """
 
     step: tuple[str, int, str] | None
