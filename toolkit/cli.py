@@ -11,7 +11,6 @@ import argparse
 import itertools
 import json
 import math
-import os
 import re
 import shutil
 import sys
@@ -330,12 +329,9 @@ def _constrain(args: argparse.Namespace) -> str | None:
 
 
 def _out_folder(path: str) -> Path:
+    _check_writable(path, "--out", folder=True)
     out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {path!r} is a file; give a folder (it is made if missing)")
     out.mkdir(parents=True, exist_ok=True)
-    if not os.access(out, os.W_OK):
-        raise PermissionError(f"--out {path!r}: the folder cannot be written")
     return out
 
 

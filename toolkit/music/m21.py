@@ -37,7 +37,7 @@ from toolkit.music.reader import (
     _note_length,
     play_order,
 )
-from toolkit.music.tokens import NATURAL_SEMITONE
+from toolkit.music.tokens import NATURAL_SEMITONE, duration_token
 
 __all__ = ["load", "music21_score", "notes_from_score", "performance_from_score", "musicxml",
            "midi", "MAX_REBAR_SECONDS"]
@@ -172,12 +172,6 @@ _MUSIC21_MISREADS = re.compile(
     r"|(?P<tuplet>\(\d[\d:]*)(?P<grace>\s*\{[^}\n]*\})|`+|x", flags=re.M)
 
 
-def _length_text(length: Fraction) -> str:
-    """A length in unit lengths as ABC writes it after a note: ``""``, ``"3"``, ``"3/4"``."""
-    return "" if length == 1 else str(length.numerator) if length.denominator == 1 else (
-        f"{length.numerator}/{length.denominator}")
-
-
 def _broken_written_out(m: re.Match) -> str:
     """``d>e`` as ``d3/2e/2``: music21 keeps a broken rhythm only between two notes side by
     side, and misreads one with a slur mark, tie, dot, space or grace note beside the ``>``.
@@ -189,9 +183,9 @@ def _broken_written_out(m: re.Match) -> str:
     long, short = Fraction(2 * k - 1, k), Fraction(1, k)
     if m.group("op")[0] == "<":
         long, short = short, long
-    return (m.group("left") + _length_text(left * long) + m.group("mid1").replace("`", "")
-            + m.group("mid2").replace("`", "") + m.group("right")
-            + _length_text(right * short))
+    return (m.group("left") + (duration_token(left * long) or "")
+            + (m.group("mid1") + m.group("mid2")).replace("`", "") + m.group("right")
+            + (duration_token(right * short) or ""))
 
 
 def _as_music21_reads(m: re.Match) -> str:
